@@ -16,7 +16,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['TASKS', 'CARVED_NOTE', 'UserError', 'TaskSpec', 'get_task', 'resolve_data_dir', 'cache_dir', 'atomic_path',
            'fingerprint', 'read_glue_tsv', 'CarvedSplitWarning', 'split_note', 'load_task', 'task_summary',
-           'compute_metrics', 'texts_of', 'add_data_args', 'check_majority_baseline', 'check_quoting_loss']
+           'compute_metrics', 'texts_of', 'task_arg', 'add_data_args', 'add_cli', 'check_majority_baseline',
+           'check_quoting_loss']
 
 # %% ../nbs/00_data.ipynb #c007
 class UserError(ValueError):
@@ -294,13 +295,35 @@ def texts_of(ds, spec=None):
     if 'text_b' in ds.column_names: return list(zip(ds['text_a'], ds['text_b']))
     return list(ds['text_a'])
 
+def task_arg(name: str) -> TaskSpec:
+    "argparse `type=` for a task name: a one-line error for an unknown one."
+    import argparse
+    try: return get_task(name)
+    except UserError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
 def add_data_args(p):
     "Add the common `--task` and `--data-dir` options to an argparse parser."
-    p.add_argument('--task', required=True, type=get_task, help=f"one of {', '.join(TASKS)}")
+    p.add_argument('--task', required=True, type=task_arg, help=f"one of {', '.join(TASKS)}")
     p.add_argument('--data-dir', default=None, help='local GLUE folder (default: $BILSTM_KD_DATA, else the hub)')
     return p
 
-# %% ../nbs/00_data.ipynb #c043
+# %% ../nbs/00_data.ipynb #c037
+def _cli_data(args) -> int:
+    import json as _json
+    dd = load_task(args.task, data_dir=args.data_dir, verbose=False)
+    rows = task_summary(dd)
+    if args.json: print(_json.dumps({'task': args.task.name, 'splits': rows}))
+    else:
+        for r in rows: print(' '.join(f'{k}={v}' for k, v in r.items() if v != ''))
+    return 0
+
+def add_cli(sub):
+    "Register `bilstm-kd data`: load a task and summarise its splits."
+    p = add_data_args(sub.add_parser('data', help='load a GLUE task and summarise its splits'))
+    p.add_argument('--json', action='store_true', help='print JSON')
+    p.set_defaults(func=_cli_data)
+
+# %% ../nbs/00_data.ipynb #c045
 def check_majority_baseline(answer: float, data_dir=None):
     "Exercise 1: the share of positive rows in SST-2 train."
     y = np.asarray(load_task('sst2', data_dir=data_dir, verbose=False)['train']['label'])

@@ -14,7 +14,7 @@ from .data import UserError
 __all__ = ['build_parser', 'add_cli', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #c005
-_CLI_MODULES = ('teacher', 'augmentation', 'distillation', 'evaluation', 'pipeline')
+_CLI_MODULES = ('data', 'teacher', 'augmentation', 'distillation', 'evaluation', 'pipeline')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `bilstm-kd` argument parser, with every module's subcommands."
