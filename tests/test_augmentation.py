@@ -1,0 +1,265 @@
+"Augmentation (Tang et al. 2019, Section 3.2): statistics of the rules, provenance, determinism, pairs, widget, CLI."
+import json
+
+import numpy as np
+import pytest
+
+from bilstm_kd.augmentation import (MASK_TOKEN, P_MASK, AugmentExplorer, Augmenter, PosTable, build_transfer_set,
+                                    check_copy_prob, check_ngram, check_params, check_pos_sampler, draw, get_tagger,
+                                    load_transfer_set, pos_tag, save_transfer_set, transfer_meta)
+from bilstm_kd.data import UserError, load_task
+from bilstm_kd.tokenization import tokenize
+
+
+@pytest.fixture(scope='module')
+def sst2_small(glue_dir):
+    return load_task('sst2', data_dir=glue_dir, max_train=1500, verbose=False)['train']
+
+@pytest.fixture(scope='module')
+def aug(sst2_small):
+    return Augmenter.from_texts(sst2_small['text_a'])
+
+@pytest.fixture(scope='module')
+def mrpc_small(glue_dir):
+    return load_task('mrpc', data_dir=glue_dir, max_train=150, verbose=False)['train']
+
+
+@pytest.mark.parametrize('args, msg', [((1.5, .1, .25, 20), 'p_mask must be a probability in [0, 1]'),
+                                       ((.1, -.01, .25, 20), 'p_pos must be a probability'),
+                                       ((.1, .1, 2, 20), 'p_ng must be a probability'),
+                                       ((.1, .1, float('nan'), 20), 'p_ng must be a probability'),
+                                       ((.6, .5, .25, 20), 'p_mask + p_pos must be <= 1'),
+                                       ((.1, .1, .25, 0), 'n_iter must be an integer >= 1'),
+                                       ((.1, .1, .25, 2.5), 'n_iter must be an integer >= 1')])
+def test_bad_parameters(args, msg):
+    with pytest.raises(UserError, match=msg.replace('[', r'\[').replace(']', r'\]').replace('+', r'\+')) as e:
+        check_params(*args)
+    assert '\n' not in str(e.value) and ';' in str(e.value)         # one line: what is wrong; how to fix it
+    check_params(1.0, 0.0, 0.0, 1); check_params(0.5, 0.5, 1.0, 1)  # the edges are fine
+
+
+def test_shares_match_p_mask_and_p_pos(aug):
+    e = aug.corpus[0]
+    ms, rs = [], []
+    for seed in range(5):
+        d = draw(e, aug.table, 0.15, 0.25, 0.0, np.random.default_rng(seed))
+        assert not (d.masked & d.replaced).any()                     # one rule per word
+        ms.append(d.masked.mean()); rs.append(d.replaced.mean())
+    assert abs(np.mean(ms) - 0.15) < 0.005 and abs(np.mean(rs) - 0.25) < 0.005
+
+
+def test_replacements_keep_tag_and_come_from_its_vocabulary(aug):
+    e = aug.corpus[0]
+    d = draw(e, aug.table, 0.0, 0.5, 0.0, np.random.default_rng(1))
+    rep = np.nonzero(d.replaced)[0]
+    assert len(rep) > 1000
+    assert (aug.table.counts[e.tags[rep], d.ids[rep]] > 0).all()     # (tag of the original, new word) seen in train
+    for i in rep[:300]:
+        assert aug.table.words[d.ids[i]] in aug.table.vocab(aug.table.tags[e.tags[i]])
+    # frequency-weighted: within one tag the draws follow the unigram counts
+    nn = aug.table.tag_id['NN']
+    got = aug.table.sample(np.full(50_000, nn), np.random.default_rng(0))
+    v = aug.table.vocab('NN'); top = next(iter(v))
+    assert abs((got == aug.table.word_id[top]).mean() - v[top] / sum(v.values())) < 0.01
+
+
+def test_ngrams_are_contiguous_runs_of_1_to_5_words(aug):
+    e = aug.corpus[0]
+    d = draw(e, aug.table, 0.1, 0.1, 1.0, np.random.default_rng(2))
+    assert d.ngram.all()
+    texts = d.texts(aug.table).to_pylist()
+    for i in range(len(e)):
+        inter = [aug.table.words[j] for j in d.ids[e.offsets[i]:e.offsets[i + 1]]]
+        n = d.end[i] - d.start[i]
+        assert 1 <= n <= min(5, len(inter)) and 0 <= d.start[i] and d.end[i] <= len(inter)
+        assert texts[i] == ' '.join(inter[d.start[i]:d.end[i]])
+    lens = (d.end - d.start)[e.lengths >= 5]
+    assert np.allclose(np.bincount(lens, minlength=6)[1:] / len(lens), 0.2, atol=0.04)   # n ~ U{1..5}
+
+
+def test_ngram_coin_has_probability_p_ng(aug):
+    d = draw(aug.corpus[0], aug.table, 0.1, 0.1, 0.3, np.random.default_rng(3))
+    assert abs(d.ngram.mean() - 0.3) < 0.04
+
+
+def test_empty_and_one_word_inputs(aug):
+    encs = aug.encode(['', 'gorgeous', 'a fine film'])
+    rows = aug.run(encs, n_iter=40, seed=0).to_pydict()
+    by = lambda i, col: [v for v, s in zip(rows[col], rows['source_idx']) if s == i]
+    assert set(by(0, 'status')) == {'copy'} and set(by(0, 'text_a')) == {''}
+    tag = aug.table.tags[encs[0].tags[0]]
+    one = by(1, 'text_a')
+    assert set(one) <= {'gorgeous', MASK_TOKEN} | set(aug.table.vocab(tag)) and MASK_TOKEN in one
+    assert all(len(t.split(' ')) == 1 for t in one)
+    kept = [t for t, s in zip(rows['text_a'], rows['status']) if s == 'kept']
+    assert len(kept) == len(set(kept)) and '' not in kept and 'gorgeous' not in kept and 'a fine film' not in kept
+
+
+def test_transfer_set_columns_and_provenance(sst2_small):
+    st = {}
+    ds = build_transfer_set(sst2_small.select(range(400)), n_iter=10, seed=0, stats=st)
+    for c in ('text_a', 'source_idx', 'is_original', 'label', 'iter', 'masked_a', 'replaced_a', 'replaced_from_a',
+              'ngram_start_a', 'ngram_end_a'):
+        assert c in ds.column_names
+    df = ds.to_pandas()
+    assert df.is_original.sum() == 400 and (df.label[df.is_original] == np.asarray(sst2_small['label'][:400])).all()
+    assert (df.label[~df.is_original] == -1).all()
+    assert st['n_draws'] == 4000 and st['n_augmented'] == (~df.is_original).sum()
+    assert st['n_copies'] + st['n_duplicates'] + st['n_augmented'] == st['n_draws']
+    aug_rows = df[~df.is_original]
+    assert not aug_rows.text_a.duplicated().any() and not aug_rows.text_a.isin(set(df.text_a[df.is_original])).any()
+    src = sst2_small['text_a']
+    for _, r in aug_rows.head(400).iterrows():
+        words = tokenize(src[r.source_idx])
+        masked, replaced = set(r.masked_a), set(r.replaced_a)
+        assert not masked & replaced
+        assert [words[p] for p in r.replaced_a] == list(r.replaced_from_a)
+        s, e = (r.ngram_start_a, r.ngram_end_a) if r.ngram_start_a >= 0 else (0, len(words))
+        out = r.text_a.split(' ')
+        assert len(out) == e - s
+        for i in range(s, e):
+            if i in masked: assert out[i - s] == MASK_TOKEN
+            elif i not in replaced: assert out[i - s] == words[i]
+
+
+def test_same_seed_gives_byte_identical_saved_set(sst2_small, tmp_path):
+    mk = lambda seed: build_transfer_set(sst2_small.select(range(300)), n_iter=6, seed=seed)
+    save_transfer_set(mk(4), tmp_path/'a'); save_transfer_set(mk(4), tmp_path/'b'); save_transfer_set(mk(5), tmp_path/'c')
+    files = sorted(p.name for p in (tmp_path/'a').iterdir())
+    assert files == sorted(p.name for p in (tmp_path/'b').iterdir()) and 'bilstm_kd_transfer.json' in files
+    for f in files: assert (tmp_path/'a'/f).read_bytes() == (tmp_path/'b'/f).read_bytes(), f
+    data = lambda d: next(d.glob('*.arrow')).read_bytes()
+    assert data(tmp_path/'a') != data(tmp_path/'c')
+    back = load_transfer_set(tmp_path/'a')
+    assert transfer_meta(back)['seed'] == 4 and back.num_rows == mk(4).num_rows
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]        # no temporary leftovers
+    with pytest.raises(UserError, match='not a saved transfer set'): load_transfer_set(tmp_path/'missing')
+
+
+def test_pairs_cycle_first_second_both(mrpc_small):
+    ds = build_transfer_set(mrpc_small, n_iter=6, seed=0, dedupe='example', include_originals=False)
+    assert 'text_b' in ds.column_names and 'masked_b' in ds.column_names
+    df = ds.to_pandas()
+    assert set(df.side) == {'a', 'b', 'ab'}
+    assert (df.side == np.array(['a', 'b', 'ab'])[df.iter % 3]).all()
+    a, b = mrpc_small['text_a'], mrpc_small['text_b']
+    norm = lambda t: ' '.join(tokenize(t))
+    for _, r in df.iterrows():
+        if r.side == 'a': assert r.text_b == norm(b[r.source_idx]) and len(r.masked_b) == 0 and r.ngram_start_b == -1
+        if r.side == 'b': assert r.text_a == norm(a[r.source_idx]) and len(r.masked_a) == 0 and r.ngram_start_a == -1
+    assert transfer_meta(ds)['n_iter'] == 6
+    assert transfer_meta(build_transfer_set(mrpc_small.select(range(5)), seed=0))['n_iter'] == 10   # pairs default
+
+
+def test_dedupe_modes(aug):
+    encs = aug.encode(['a b', 'a b'])
+    g = aug.run(encs, n_iter=30, p_ng=1.0, seed=0).to_pydict()
+    e = aug.run(encs, n_iter=30, p_ng=1.0, seed=0, dedupe='example').to_pydict()
+    kept = lambda r: [(s, t) for s, t, st in zip(r['source_idx'], r['text_a'], r['status']) if st == 'kept']
+    assert len({t for _, t in kept(g)}) == len(kept(g))                        # global: each text once
+    assert len(set(kept(e))) == len(kept(e)) and len(kept(e)) > len(kept(g))   # example: once per example
+
+
+def test_pos_tags_are_cached(monkeypatch):
+    import bilstm_kd.augmentation as A
+    calls = []
+    real = A.get_tagger
+    def counting(*a, **k):
+        f = real(*a, **k)
+        return lambda sents: (calls.append(len(sents)), f(sents))[1]
+    monkeypatch.setattr(A, 'get_tagger', counting)
+    sents = [tokenize(s) for s in ['an unlikely cache test sentence', 'the same', 'the same']]
+    t1 = pos_tag(sents); t2 = pos_tag(sents)
+    assert t1 == t2 and calls == [2]                                          # distinct sentences, tagged once
+    assert [len(t) for t in t1] == [5, 2, 2]
+
+
+def test_missing_tagger_says_how_to_get_it(monkeypatch, tmp_path):
+    import nltk
+    monkeypatch.setattr(nltk.data, 'path', [str(tmp_path)])
+    with pytest.raises(UserError, match='python -m nltk.downloader averaged_perceptron_tagger_eng universal_tagset'):
+        get_tagger('nltk')
+    with pytest.raises(UserError, match='unknown tagset'): get_tagger(tagset='brown')
+
+
+def test_spacy_when_asked(monkeypatch):
+    import importlib.util
+    if importlib.util.find_spec('spacy') is None:
+        with pytest.raises(UserError, match='pip install spacy'): get_tagger('spacy')
+    else:
+        pytest.skip('spaCy installed: its model may be missing; covered by the notebook')
+
+
+def test_tagsets_differ_in_granularity(sst2_small):
+    texts = sst2_small['text_a'][:300]
+    penn = Augmenter.from_texts(texts, tagset='penn').table
+    uni = Augmenter.from_texts(texts, tagset='universal').table
+    assert len(uni.tags) <= 12 < len(penn.tags)
+    assert 'VERB' in uni.tags and 'VBD' in penn.tags
+
+
+def test_pos_table_never_draws_the_mask():
+    t = PosTable.build([['a', 'b', '<mask>']], [['X', 'X', 'X']])
+    assert 0 not in t.sample(np.zeros(1000, int), np.random.default_rng(0)).tolist()
+    assert t.vocab('X') == {'a': 1, 'b': 1}
+
+
+def test_explorer_logic_without_a_browser(sst2_small, aug):
+    texts = sst2_small['text_a']
+    teacher = lambda batch: np.tile([0.3, 0.7], (len(batch), 1))
+    ex = AugmentExplorer(texts, teacher=teacher, label_names=['neg', 'pos'], augmenter=aug, max_hist=300)
+    ex.example.value = next(i for i, t in enumerate(texts) if len(t.split()) >= 8)
+    assert ex.p_mask.description == 'p_mask' and ex.p_mask.value == P_MASK
+    h0 = ex.html.value
+    ex.p_mask.value, ex.p_pos.value, ex.p_ng.value = 1.0, 0.0, 0.0
+    assert ex.html.value != h0 and ex.html.value.count('class="aug-mask"') >= 8 * ex.n_iter.value
+    assert 'class="aug-repl"' not in ex.html.value and 'class="aug-drop"' not in ex.html.value
+    ex.p_mask.value, ex.p_pos.value = 0.0, 1.0
+    assert 'class="aug-repl"' in ex.html.value and 'class="aug-mask"' not in ex.html.value
+    ex.p_pos.value, ex.p_ng.value = 0.0, 1.0
+    assert 'class="aug-drop"' in ex.html.value
+    ex.p_ng.value = 0.0
+    assert ex.rows['status'] == ['copy'] * ex.n_iter.value and '0 kept' in ex.html.value
+    ex.n_iter.value = 3; assert len(ex.rows['status']) == 3
+    ex.p_mask.value, ex.p_pos.value = 0.3, 0.3; h = ex.html.value
+    ex.seed.value = 9; assert ex.html.value != h
+    ex.typed.value = 'an utterly <b>gorgeous</b> film'
+    assert 'gorgeous' in ex.source.value and '<b>gorgeous' not in ex.html.value + ex.source.value  # escaped
+    assert list(ex.fig_probs.data[0].x)[0] == 'original' and len(ex.fig_probs.data) == 2
+    assert [t.name for t in ex.fig_lengths.data] == ['original', 'augmented']
+    ex.p_mask.value = 0.8
+    assert 'p_mask + p_pos must be &lt;= 1' in ex.html.value
+
+
+def test_cli(glue_dir, tmp_path, capsys):
+    from bilstm_kd.pipeline import main
+    out = tmp_path/'ts'
+    with pytest.raises(SystemExit) as e:
+        main(['augment', '--task', 'sst2', '--data-dir', str(glue_dir), '--max-train', '200', '--n-iter', '3',
+              '--out', str(out)])
+    assert e.value.code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['n_source'] == 200 and summary['n_samples'] > 0 and 0 < summary['unique_yield'] <= 1
+    assert load_transfer_set(out).num_rows == summary['n_rows']
+    for bad, msg in ((['--p-mask', '1.5'], 'p_mask must be'), (['--p-mask', '.6', '--p-pos', '.6'], 'p_mask + p_pos'),
+                     (['--n-iter', '0'], 'n_iter must be'), (['--p-ng', '-1'], 'p_ng must be')):
+        with pytest.raises(SystemExit) as e:
+            main(['augment', '--task', 'sst2', '--data-dir', str(glue_dir), '--out', str(tmp_path/'bad'), *bad])
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and err.startswith('error: ') and msg in err and len(err.splitlines()) == 1
+    assert not (tmp_path/'bad').exists()
+
+
+def test_exercise_checks():
+    def ngram(tokens, rng):
+        if not tokens: return []
+        n = min(int(rng.integers(1, 6)), len(tokens)); s = int(rng.integers(0, len(tokens) - n + 1))
+        return tokens[s:s + n]
+    assert check_ngram(ngram).startswith('Correct')
+    assert check_ngram(lambda t, rng: t[:1]).startswith('Not quite')
+    assert check_copy_prob(0.8 ** 8 * 0.75).startswith('Correct')
+    assert check_copy_prob(0.8 ** 8).startswith('Not quite')
+    def sample_word(counts, tag, rng):
+        w, c = zip(*counts[tag].items()); return w[rng.choice(len(w), p=np.array(c) / sum(c))]
+    assert check_pos_sampler(sample_word).startswith('Correct')
+    assert check_pos_sampler(lambda counts, tag, rng: rng.choice(list(counts[tag]))).startswith('Not quite')
