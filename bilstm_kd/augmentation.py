@@ -6,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/augmentation.html.md"""
 
 # %% ../nbs/03_augmentation.ipynb #c004
 from __future__ import annotations
-import html, json, time
+import functools, html, json, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +53,15 @@ _NLTK_HOW = ("get it with `python -m nltk.downloader averaged_perceptron_tagger_
 def _choice(what, v, choices):
     if v not in choices: raise UserError(f"unknown {what} {v!r}; choose one of {', '.join(choices)}")
 
-def _nltk_tagger(tagset):
+@functools.lru_cache(maxsize=4)
+def _nltk_model(paths):
+    "NLTK's tagger, loaded once per NLTK search path (loading the weights takes a few seconds)."
     from nltk.tag.perceptron import PerceptronTagger
-    try: tagger = PerceptronTagger(lang='eng')
+    return PerceptronTagger(lang='eng')
+
+def _nltk_tagger(tagset):
+    import nltk
+    try: tagger = _nltk_model(tuple(nltk.data.path))
     except LookupError: raise UserError(f"NLTK's averaged perceptron tagger (averaged_perceptron_tagger_eng) was not found; {_NLTK_HOW}") from None
     if tagset == 'penn': return lambda sents: [[t for _, t in tagger.tag(s)] for s in sents]
     from nltk.tag.mapping import tagset_mapping
@@ -172,7 +178,9 @@ class PosTable:
     def __repr__(self):
         return f'PosTable({len(self.tags)} tags, {int((self.counts > 0).any(0).sum())} words, {int(self.total.sum())} tokens)'
 
-    def encode(self, tokens, tags):
+    def encode(self,
+               tokens,    # words of one sentence
+               tags):     # their tags
         "Word ids and tag ids of one tagged sentence; unseen words and tags are added (they are never drawn)."
         for w in tokens:
             if w not in self.word_id: self.word_id[w] = len(self.words); self.words.append(w)
@@ -187,7 +195,10 @@ class PosTable:
         nz = np.nonzero(row)[0]
         return {self.words[i]: int(row[i]) for i in nz[np.argsort(-row[nz], kind='stable')]}
 
-    def sample(self, tag_ids, rng, fallback=None):
+    def sample(self,
+               tag_ids,          # tag id per draw
+               rng,              # numpy Generator
+               fallback=None):   # word ids to keep where a tag has no training words (typed text only)
         "Draw one word id per tag id from that tag's unigram distribution; tags with no words give `fallback`."
         tag_ids = np.asarray(tag_ids, np.int64)
         known = tag_ids < len(self.total)
@@ -248,7 +259,9 @@ class Draw:
         "The samples as strings: kept words joined by spaces, masks as [MASK] (a pyarrow string array [S])."
         return join_ids(table, self.ids[self.kept()], np.concatenate([[0], np.cumsum(self.end - self.start)]))
 
-def join_ids(table, ids, offsets):
+def join_ids(table: PosTable,    # gives the words of the ids
+             ids,                 # flat word ids of all segments
+             offsets):            # [n+1] segment boundaries
     "Join flat word ids into one string per segment `ids[offsets[i]:offsets[i+1]]` (pyarrow, vectorised)."
     import pyarrow as pa, pyarrow.compute as pc
     words = table.words_arrow().take(pa.array(ids, pa.int64()))
@@ -289,7 +302,12 @@ def _empty_lists(n, pa_type):
 
 class Augmenter:
     "Tokenizer + POS tagger + per-tag unigram table of a training corpus: everything the three rules need."
-    def __init__(self, table: PosTable, tagger: str = 'nltk', tagset: str = 'penn', spacy_model: str = 'en_core_web_sm'):
+    def __init__(self,
+                 table: PosTable,                   # per-tag unigram counts of the training set
+                 tagger: str = 'nltk',              # tagger for new text: 'nltk' or 'spacy'
+                 tagset: str = 'penn',              # 'penn' or 'universal' (must match the table's)
+                 spacy_model: str = 'en_core_web_sm'):  # spaCy pipeline when tagger='spacy'
+
         _choice('tagger', tagger, TAGGERS); _choice('tagset', tagset, TAGSETS)
         self.table, self.tagger, self.tagset, self.spacy_model = table, tagger, tagset, spacy_model
         self._tag = None
@@ -480,9 +498,13 @@ TRANSFER_COLS = ('text_a', 'source_idx', 'is_original', 'label')
 
 def save_transfer_set(ds, path) -> Path:
     "Write a transfer set with `save_to_disk`, atomically (temporary folder, then rename)."
-    path = Path(path)
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    path, quiet = Path(path), are_progress_bars_disabled()
     with atomic_path(path) as tmp:
-        ds.save_to_disk(str(tmp))
+        disable_progress_bars()
+        try: ds.save_to_disk(str(tmp))
+        finally:
+            if not quiet: enable_progress_bars()
         (tmp/TRANSFER_META).write_text(json.dumps(transfer_meta(ds), indent=1, sort_keys=True) + '\n')
     return path
 
@@ -504,7 +526,10 @@ _STYLE = {'mask': 'background:#ffe082;border-radius:3px;padding:0 2px',
 
 def sample_html(words: list,          # the source sentence's words
                 text: str,            # the sample (kept words joined by spaces)
-                masked=(), replaced=(), ngram_start: int = -1, ngram_end: int = -1) -> tuple:
+                masked=(),            # masked positions (in `words`)
+                replaced=(),          # replaced positions
+                ngram_start: int = -1,  # kept window [start, end) if n-gram sampling fired, else -1
+                ngram_end: int = -1) -> tuple:
     "(HTML of one side of a sample with its operations marked, counts {'masked', 'replaced', 'dropped'})."
     out, masked, replaced = text.split(' ') if text else [], set(masked), set(replaced)
     s, e = (ngram_start, ngram_end) if ngram_start >= 0 else (0, len(words))

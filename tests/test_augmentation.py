@@ -1,5 +1,5 @@
 "Augmentation (Tang et al. 2019, Section 3.2): statistics of the rules, provenance, determinism, pairs, widget, CLI."
-import json
+import json, sys, types
 
 import numpy as np
 import pytest
@@ -182,12 +182,38 @@ def test_missing_tagger_says_how_to_get_it(monkeypatch, tmp_path):
     with pytest.raises(UserError, match='unknown tagset'): get_tagger(tagset='brown')
 
 
-def test_spacy_when_asked(monkeypatch):
-    import importlib.util
-    if importlib.util.find_spec('spacy') is None:
-        with pytest.raises(UserError, match='pip install spacy'): get_tagger('spacy')
-    else:
-        pytest.skip('spaCy installed: its model may be missing; covered by the notebook')
+def test_spacy_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'spacy', None)                     # as if not installed
+    with pytest.raises(UserError, match='pip install spacy'): get_tagger('spacy')
+
+
+def _fake_spacy(load_error=False):
+    "A stand-in for spaCy with its API shape: load(model) -> nlp, nlp.pipe(Docs), Doc(vocab, words=...), tag_/pos_."
+    tok = lambda w: types.SimpleNamespace(tag_='NNP' if w[0].isupper() else 'NN', pos_='PROPN' if w[0].isupper() else 'NOUN')
+    class Doc:
+        def __init__(self, vocab, words): self.words = list(words)
+        def __iter__(self): return iter([tok(w) for w in self.words])
+    class NLP:
+        vocab = object()
+        def pipe(self, docs): yield from docs
+    def load(model, exclude=()):
+        if load_error: raise OSError(f"[E050] Can't find model '{model}'")
+        return NLP()
+    spacy = types.ModuleType('spacy'); spacy.__version__ = '0.fake'; spacy.load = load
+    tokens = types.ModuleType('spacy.tokens'); tokens.Doc = Doc; spacy.tokens = tokens
+    return spacy, tokens
+
+
+def test_spacy_tagger_when_asked(monkeypatch, sst2_small):
+    spacy, tokens = _fake_spacy()
+    monkeypatch.setitem(sys.modules, 'spacy', spacy); monkeypatch.setitem(sys.modules, 'spacy.tokens', tokens)
+    assert get_tagger('spacy', 'penn')([['a', 'Bc'], [], ['d']]) == [['NN', 'NNP'], [], ['NN']]
+    assert get_tagger('spacy', 'universal')([['a', 'Bc']]) == [['NOUN', 'PROPN']]
+    a = Augmenter.from_texts(sst2_small['text_a'][:50], tagger='spacy')
+    assert a.table.tags == ['NN'] and a.tagger == 'spacy'              # lower-cased SST-2: every word 'NN'
+    bad, btok = _fake_spacy(load_error=True)
+    monkeypatch.setitem(sys.modules, 'spacy', bad); monkeypatch.setitem(sys.modules, 'spacy.tokens', btok)
+    with pytest.raises(UserError, match='python -m spacy download en_core_web_sm'): get_tagger('spacy')
 
 
 def test_tagsets_differ_in_granularity(sst2_small):
