@@ -578,7 +578,8 @@ class AugmentExplorer:
                  label_names=None,            # class names for the teacher chart
                  augmenter: Augmenter | None = None,  # reuse an `Augmenter` of `texts` (else one is built)
                  tagset: str = 'penn',
-                 max_hist: int = 2000):       # sentences used for the length histogram
+                 max_hist: int = 2000,        # sentences used for the length histogram
+                 example: int | None = None): # index to start with (default: the first with 8+ words)
         import ipywidgets as W
         self.texts = list(texts)
         if not self.texts: raise UserError("the explorer needs at least one training text")
@@ -586,7 +587,10 @@ class AugmentExplorer:
         self.aug = augmenter or Augmenter.from_texts(self.texts, tagset=tagset)
         self.teacher, self.label_names, self.max_hist = teacher, label_names, max_hist
         slider = dict(min=0.0, max=1.0, step=0.01, continuous_update=False, readout_format='.2f')
-        self.example = W.BoundedIntText(0, min=0, max=len(self.texts) - 1, description='example')
+        if example is None:
+            first = lambda t: t if isinstance(t, str) else t[0]
+            example = next((i for i, t in enumerate(self.texts[:5000]) if len(first(t).split()) >= 8), 0)
+        self.example = W.BoundedIntText(example, min=0, max=len(self.texts) - 1, description='example')
         self.typed = W.Text('', description='or type', continuous_update=False, placeholder='a sentence' + (' ||| second sentence' if self.pair else ''),
                             layout=W.Layout(width='60%'))
         self.p_mask = W.FloatSlider(P_MASK, description='p_mask', **slider)
