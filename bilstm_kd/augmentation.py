@@ -138,6 +138,16 @@ def pos_tag(token_lists,                 # list of token lists (e.g. from `token
     return out
 
 # %% ../nbs/03_augmentation.ipynb #c020
+def _index_words(token_lists):
+    "(words, flat word ids) of a corpus: ids by first occurrence, id 0 the mask (`[MASK]` and `<mask>` alike)."
+    words, wid, ids = [MASK_TOKEN], {MASK_TOKEN: 0, MASK: 0}, []
+    for toks in token_lists:
+        for w in toks:
+            i = wid.get(w)
+            if i is None: i = wid[w] = len(words); words.append(w)
+            ids.append(i)
+    return words, np.asarray(ids, np.int64)
+
 class PosTable:
     "Word counts per POS tag in the training set: the distributions POS-guided replacement draws from (Section 3.2)."
     def __init__(self,
@@ -158,19 +168,18 @@ class PosTable:
     @classmethod
     def build(cls, token_lists, tag_lists):
         "Count (word, tag) pairs of a tagged corpus."
-        words, wid, ids = [MASK_TOKEN], {MASK_TOKEN: 0, MASK: 0}, []
-        for toks in token_lists:
-            for w in toks:
-                i = wid.get(w)
-                if i is None: i = wid[w] = len(words); words.append(w)
-                ids.append(i)
+        words, ids = _index_words(token_lists)
         tags = sorted({t for ts in tag_lists for t in ts})
         tid = {t: i for i, t in enumerate(tags)}
-        tids = np.fromiter((tid[t] for ts in tag_lists for t in ts), np.int64)
-        return cls._from_ids(words, np.asarray(ids, np.int64), tags, tids)
+        return cls.from_ids(words, ids, tags, np.fromiter((tid[t] for ts in tag_lists for t in ts), np.int64))
 
     @classmethod
-    def _from_ids(cls, words, word_ids, tags, tag_ids):
+    def from_ids(cls,
+                 words: list,      # id -> word (from `_index_words`)
+                 word_ids,         # flat word id of every corpus token
+                 tags: list,       # id -> tag name
+                 tag_ids):         # flat tag id of every corpus token
+        "Count (word, tag) pairs given as flat id arrays."
         V = len(words)
         counts = np.bincount(tag_ids * V + word_ids, minlength=len(tags) * V).reshape(len(tags), V)
         return cls(words, tags, counts)
@@ -307,7 +316,6 @@ class Augmenter:
                  tagger: str = 'nltk',              # tagger for new text: 'nltk' or 'spacy'
                  tagset: str = 'penn',              # 'penn' or 'universal' (must match the table's)
                  spacy_model: str = 'en_core_web_sm'):  # spaCy pipeline when tagger='spacy'
-
         _choice('tagger', tagger, TAGGERS); _choice('tagset', tagset, TAGSETS)
         self.table, self.tagger, self.tagset, self.spacy_model = table, tagger, tagset, spacy_model
         self._tag = None
@@ -321,16 +329,10 @@ class Augmenter:
         "Tag a training corpus and count its words per tag; `.corpus` holds it encoded, one `Encoded` per side."
         sides = _sides(texts)
         toks = [[tokenize(t) for t in side] for side in sides]
-        names, tids = _tag_flat([t for side in toks for t in side], tagger, tagset, cache)
-        words, wid, flat = [MASK_TOKEN], {MASK_TOKEN: 0, MASK: 0}, []
-        for side in toks:
-            for ts in side:
-                for w in ts:
-                    i = wid.get(w)
-                    if i is None: i = wid[w] = len(words); words.append(w)
-                    flat.append(i)
-        flat = np.asarray(flat, np.int64)
-        self = cls(PosTable._from_ids(words, flat, names, tids.astype(np.int64)), tagger, tagset)
+        flat_toks = [t for side in toks for t in side]
+        names, tids = _tag_flat(flat_toks, tagger, tagset, cache)
+        words, flat = _index_words(flat_toks)
+        self = cls(PosTable.from_ids(words, flat, names, tids.astype(np.int64)), tagger, tagset)
         self.corpus, k = [], 0
         for side in toks:
             lens = np.fromiter((len(t) for t in side), np.int64, len(side))
