@@ -59,15 +59,35 @@ def _nltk_model(paths):
     from nltk.tag.perceptron import PerceptronTagger
     return PerceptronTagger(lang='eng')
 
+def _memo_tag(tagger):
+    "`PerceptronTagger.tag`, step for step, with each prediction memoised on everything its features read."
+    if not all(hasattr(tagger, a) for a in ('tagdict', 'normalize', 'START', 'END', '_get_features', 'model')):
+        return lambda toks: [t for _, t in tagger.tag(toks)]       # another NLTK: its own loop
+    td, norm, feats, pred, memo = tagger.tagdict, tagger.normalize, tagger._get_features, tagger.model.predict, {}
+    def tag(tokens):
+        prev, prev2 = tagger.START
+        ctx, out = tagger.START + [norm(w) for w in tokens] + tagger.END, []
+        for i, w in enumerate(tokens):
+            t = td.get(w)                                          # unambiguous frequent words
+            if not t:
+                key = (w, ctx[i], ctx[i + 1], ctx[i + 3], ctx[i + 4], prev, prev2)   # word, 2 each side, 2 tags
+                t = memo.get(key)
+                if t is None:
+                    r = pred(feats(i, w, ctx, prev, prev2))
+                    t = memo[key] = r[0] if isinstance(r, tuple) else r
+            out.append(t); prev2, prev = prev, t
+        return out
+    return tag
+
 def _nltk_tagger(tagset):
     import nltk
-    try: tagger = _nltk_model(tuple(nltk.data.path))
+    try: tag = _memo_tag(_nltk_model(tuple(nltk.data.path)))
     except LookupError: raise UserError(f"NLTK's averaged perceptron tagger (averaged_perceptron_tagger_eng) was not found; {_NLTK_HOW}") from None
-    if tagset == 'penn': return lambda sents: [[t for _, t in tagger.tag(s)] for s in sents]
+    if tagset == 'penn': return lambda sents: [tag(s) for s in sents]
     from nltk.tag.mapping import tagset_mapping
     try: m = tagset_mapping('en-ptb', 'universal')
     except LookupError: raise UserError(f"NLTK's universal_tagset mapping was not found; {_NLTK_HOW}") from None
-    return lambda sents: [[m[t] for _, t in tagger.tag(s)] for s in sents]
+    return lambda sents: [[m[t] for t in tag(s)] for s in sents]
 
 def _spacy_tagger(tagset, model):
     try:

@@ -174,6 +174,16 @@ def test_pos_tags_are_cached(monkeypatch):
     assert [len(t) for t in t1] == [5, 2, 2]
 
 
+def test_tags_are_exactly_nltks(sst2_small):
+    from nltk.tag.mapping import map_tag
+    from nltk.tag.perceptron import PerceptronTagger
+    ref = PerceptronTagger(lang='eng')
+    sents = [tokenize(t) for t in sst2_small['text_a']] + [['The', 'U.S.', '1999', 'well-made', '42', ''], []]
+    penn = [[t for _, t in ref.tag(s)] for s in sents]
+    assert pos_tag(sents, cache=False) == penn                                 # memoised loop == NLTK's loop
+    assert pos_tag(sents, tagset='universal', cache=False) == [[map_tag('en-ptb', 'universal', t) for t in ts] for ts in penn]
+
+
 def test_missing_tagger_says_how_to_get_it(monkeypatch, tmp_path):
     import nltk
     monkeypatch.setattr(nltk.data, 'path', [str(tmp_path)])
