@@ -191,7 +191,8 @@ def _fit(model, train, cfg, labels, teacher_logits, dev, dev_labels, task, ckpt_
 
     ckpt = None
     if ckpt_dir is not None:
-        run_id = fingerprint(asdict(cfg), asdict(model.config), n, task, zt is not None, y is not None)[:16]
+        data_id = [a.numpy().tobytes() if a is not None else b'' for a in (y, zt)] + [train.lengths.tobytes()]
+        run_id = fingerprint(asdict(cfg), asdict(model.config), n, task, *data_id)[:16]   # a different run never resumes this one
         ckpt = Path(ckpt_dir) / f'checkpoint-{run_id}.pt'
         if ckpt.exists():
             c = torch.load(ckpt, weights_only=False)
@@ -213,6 +214,7 @@ def _fit(model, train, cfg, labels, teacher_logits, dev, dev_labels, task, ckpt_
                 st['bad'] += 1
                 st['stop'] = st['bad'] >= cfg.patience
         st['history'].append(rec)
+        if progress: tqdm.write(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in rec.items()))
         if callback is not None: callback(st['history'])
 
     for epoch in range(st['epoch'], cfg.epochs):
