@@ -183,7 +183,7 @@ class PosTable:
         self._word, self._cum = w, np.cumsum(self.counts[t, w])
         self.total = self.counts.sum(1)                          # tokens per tag
         self._base = np.concatenate([[0], np.cumsum(self.total)[:-1]])
-        self._pieces = None
+        self._words_pa = None
 
     @classmethod
     def build(cls, token_lists, tag_lists):
@@ -241,8 +241,8 @@ class PosTable:
     def words_arrow(self):
         "The words as a pyarrow array (id -> word), to build many samples at once."
         import pyarrow as pa
-        if self._pieces is None or len(self._pieces) != len(self.words): self._pieces = pa.array(self.words, pa.string())
-        return self._pieces
+        if self._words_pa is None or len(self._words_pa) != len(self.words): self._words_pa = pa.array(self.words, pa.string())
+        return self._words_pa
 
 # %% ../nbs/03_augmentation.ipynb #c024
 @dataclass
@@ -373,7 +373,9 @@ class Augmenter:
     def run(self,
             encs: list,                 # one `Encoded` per side (from `encode` or `.corpus`)
             n_iter: int | None = None,  # passes; None: 20 for single sentences, 10 for pairs
-            p_mask: float = P_MASK, p_pos: float = P_POS, p_ng: float = P_NG,
+            p_mask: float = P_MASK,     # P(mask a word)
+            p_pos: float = P_POS,       # P(replace a word by one of the same POS tag)
+            p_ng: float = P_NG,         # P(keep only a random n-gram)
             seed: int = 0,              # seed of the only random generator
             dedupe: str = 'global',     # 'global': drop samples already in the set; 'example': within an example only
             originals_in_set: bool = True):  # the originals are part of the set (samples equal to one are duplicates)
@@ -403,7 +405,7 @@ class Augmenter:
                     cols[f'replaced_from_{s}'] = _empty_lists(S, pa.string())
                     cols[f'ngram_start_{s}'] = cols[f'ngram_end_{s}'] = pa.array(np.full(S, -1, np.int32))
                 texts[i].append(t)
-            base = {'source_idx': pa.array(np.arange(S, dtype=np.int64)), 'iter': pa.array(np.full(S, k, np.int16))}
+            base = {'source_idx': pa.array(np.arange(S, dtype=np.int64)), 'iter': pa.array(np.full(S, k, np.int32))}
             if pair: base['side'] = pa.array(np.full(S, ('a', 'b', 'ab')[k % 3]))
             tables.append(pa.table({**base, **cols}))
         order = (np.arange(S)[:, None] + S * np.arange(n_iter)[None, :]).ravel()   # (source, pass) order
@@ -458,7 +460,9 @@ def build_transfer_set(task_or_ds,                  # task name ('sst2', ...), T
                        data_dir=None,               # local GLUE folder (default $BILSTM_KD_DATA, else the hub)
                        max_train: int | None = None,  # augment only this many training rows (smoke runs)
                        n_iter: int | None = None,   # draws per example; None: 20 single, 10 pairs
-                       p_mask: float = P_MASK, p_pos: float = P_POS, p_ng: float = P_NG,
+                       p_mask: float = P_MASK,      # P(mask a word)
+                       p_pos: float = P_POS,        # P(replace a word by one of the same POS tag)
+                       p_ng: float = P_NG,          # P(keep only a random n-gram)
                        seed: int = 0,               # same seed, same set
                        include_originals: bool = True,  # add the training rows with their gold labels
                        tagset: str = 'penn',        # 'penn' or 'universal'
@@ -486,7 +490,7 @@ def build_transfer_set(task_or_ds,                  # task name ('sst2', ...), T
         labels = np.asarray(ds['label'], np.int64) if 'label' in ds.column_names else np.full(S, -1, np.int64)
         orig = {f'text_{s}': pa.array(r, pa.string()) for s, r in zip('ab', raw)}
         orig.update(source_idx=pa.array(np.arange(S, dtype=np.int64)), is_original=pa.array(np.ones(S, bool)),
-                    label=pa.array(labels), iter=pa.array(np.full(S, -1, np.int16)))
+                    label=pa.array(labels), iter=pa.array(np.full(S, -1, np.int32)))
         for f in tab.schema:
             if f.name not in orig:
                 orig[f.name] = (pa.array(np.full(S, '' if f.name == 'side' else -1)).cast(f.type) if not pa.types.is_list(f.type)
