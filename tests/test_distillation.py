@@ -195,3 +195,27 @@ def test_cli(glue, tmp_path, capsys):
     assert a.func(a) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out['kd'] is False and out['task'] == 'sst2'
+
+
+def test_pair_student_trains():
+    rng = np.random.default_rng(0)
+    a = [' '.join(rng.choice(WORDS, 4)) for _ in range(120)]
+    y = np.arange(120) % 2
+    b = [s if l else ' '.join(rng.choice(WORDS, 4)) for s, l in zip(a, y)]   # label 1: the same sentence twice
+    v = Vocab.build([tokenize(t) for t in a + b])
+    x = encode(v, list(zip(a, b)))
+    torch.manual_seed(0)
+    m = build_student(StudentConfig(vocab_size=len(v), embed_dim=8, hidden=8, fc=16, pair=True, embed_mode='rand'), vocab=v)
+    z = np.stack([1 - 2.0 * y, 2.0 * y - 1], 1).astype(np.float32)
+    with torch.no_grad(): before = mse_logits(m.eval()(*x.batch(np.arange(120))), torch.from_numpy(z)).item()
+    fit(m, x, TrainConfig(epochs=2, batch_size=8), teacher_logits=z, progress=False)
+    with torch.no_grad(): after = mse_logits(m.eval()(*x.batch(np.arange(120))), torch.from_numpy(z)).item()
+    assert after < before
+
+
+def test_evaluate_command_reads_student_folders(glue, tmp_path):
+    teacher = pytest.importorskip('bilstm_kd.teacher')
+    root, vec = glue
+    s = distill('sst2', tmp_path / 'nokd', no_kd=True, data_dir=root, vectors=vec, epochs=1, progress=False)
+    r = teacher.evaluate_model(tmp_path / 'nokd', 'sst2', data_dir=root)
+    assert r['n'] == 40 and r['accuracy'] == pytest.approx(s.meta['metrics']['validation']['accuracy'])
