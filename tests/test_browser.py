@@ -67,7 +67,7 @@ class Lab:
                'JUPYTER_RUNTIME_DIR': str(home/'runtime'), 'IPYTHONDIR': str(home/'ipython'),
                'JUPYTERLAB_SETTINGS_DIR': str(settings), 'JUPYTERLAB_WORKSPACES_DIR': str(home/'workspaces')}
         cmd = [sys.executable, '-m', 'jupyter', 'lab', '--no-browser', '--ip=127.0.0.1', f'--port={self.port}',
-               '--ServerApp.port_retries=0', f'--ServerApp.token={self.token}', f'--ServerApp.root_dir={root}',
+               '--ServerApp.port_retries=0', f'--IdentityProvider.token={self.token}', f'--ServerApp.root_dir={root}',
                '--ServerApp.allow_root=True', '--LabApp.expose_app_in_browser=True']
         self._logf = open(log, 'w')
         # its own process group, so that stopping it also stops the kernels it started
