@@ -215,6 +215,7 @@ def shot(cell, path: Path):
     out.screenshot(path=str(path))
 
 def wait_change(fn, old, timeout=60):
+    "Poll `fn()` until it differs from `old` (or `timeout` s pass); return its last value."
     t0 = time.time()
     while time.time() - t0 < timeout:
         new = fn()
