@@ -197,8 +197,10 @@ def _save_pretrained(self: StudentBase, save_directory: Path):
 
 @classmethod
 def _from_pretrained(cls, *, model_id, **kwargs):
+    import contextlib, io
     kwargs['strict'] = True  # a missing or extra weight is an error, never a silent random init
-    model = super(StudentBase, cls)._from_pretrained(model_id=model_id, **kwargs)
+    with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line; keep `--json` output clean
+        model = super(StudentBase, cls)._from_pretrained(model_id=model_id, **kwargs)
     if Path(model_id).is_dir(): vfile = Path(model_id) / VOCAB_FILE
     else:
         from huggingface_hub import hf_hub_download
