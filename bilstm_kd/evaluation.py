@@ -508,10 +508,10 @@ def plot_tradeoff(points: list[dict],  # dicts with model, params, accuracy (0-1
         lr = [p.get('latency_ratio') or 1 for p in ps]
         fig.add_trace(go.Scatter(
             x=[p['params'] for p in ps], y=acc, mode='markers+text', name=src, text=[p['model'] for p in ps],
-            textposition='top center', customdata=lr, hovertemplate='%{text}: %{y:.1f}%, %{x:.3s} params, %{customdata:.1f}× latency',
+            textposition='top center', customdata=lr, cliponaxis=False, hovertemplate='%{text}: %{y:.1f}%, %{x:.3s} params, %{customdata:.1f}× latency',
             marker=dict(symbol=sym, size=lr, sizemode='area', sizeref=2 * big / 60 ** 2, sizemin=6, line=dict(width=1))))
     fig.update_layout(title=title, xaxis_type='log', xaxis_title='parameters', yaxis_title='accuracy (%)',
-                      template='plotly_white', width=700, height=480)
+                      template='plotly_white', width=700, height=480, margin=dict(t=80))
     return fig
 
 def plot_speed(rows: list[dict], title: str = 'Time per sentence relative to the student'):  # `speed_table` rows
@@ -649,12 +649,19 @@ def _metrics_block(d):
     splits = {k: v for k, v in d.items() if isinstance(v, dict)}
     return next(iter(splits.values())) if splits else {k: v for k, v in d.items() if isinstance(v, (int, float))}
 
-def _html_table(rows: list[dict], fmt=lambda v: f'{v:,.4g}' if isinstance(v, float) else html.escape(str(v)) if v is not None else '–'):
+def _fmt(v) -> str:
+    if v is None: return '–'
+    if isinstance(v, bool): return str(v)
+    if isinstance(v, int): return f'{v:,}'
+    if isinstance(v, float): return f'{v:,.4g}'
+    return html.escape(str(v))
+
+def _html_table(rows: list[dict], fmt=_fmt):
     if not rows: return '<p>(none)</p>'
     keys = list(dict.fromkeys(k for r in rows for k in r))
     head = ''.join(f'<th>{html.escape(str(k))}</th>' for k in keys)
     body = ''.join('<tr>' + ''.join(f'<td>{fmt(r.get(k))}</td>' for k in keys) + '</tr>' for r in rows)
-    return f'<table><tr>{head}</tr>{body}</table>'
+    return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{body}</table></div>'
 
 def report_figures(report: dict) -> list:
     "The standard figures of a run report: speed ratios and the accuracy/params/latency trade-off."
