@@ -7,7 +7,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/teacher.html.md"""
 
 # %% ../nbs/02_teacher.ipynb #c004
 from __future__ import annotations
-import copy, json, math, os, shutil, time, warnings
+import copy, json, os, shutil, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +22,8 @@ from .tokenization import default_teacher_path, MASK_TOKEN
 
 # %% auto #0
 __all__ = ['TEACHER_MARKER', 'STUDENT_MARKER', 'EVALUATORS', 'Teacher', 'load_teacher', 'finetune_teacher', 'plot_history',
-           'length_batches', 'padding_stats', 'quantize_int8', 'CacheRebuildWarning', 'text_key', 'LogitsCache',
-           'teacher_logits', 'softmax', 'reliability', 'confusion', 'plot_confusion', 'plot_reliability',
+           'length_batches', 'padding_stats', 'quantize_int8', 'auto_threads', 'CacheRebuildWarning', 'text_key',
+           'LogitsCache', 'teacher_logits', 'softmax', 'reliability', 'confusion', 'plot_confusion', 'plot_reliability',
            'evaluate_model', 'add_cli', 'check_padding_saved', 'check_int8_fraction', 'check_ece']
 
 # %% ../nbs/02_teacher.ipynb #c009
@@ -118,7 +118,7 @@ def load_teacher(path_or_name=None,        # teacher folder, hub name, or None f
                                 f"{info.get('task')} or a {spec.name} teacher")
             spec = get_task(info['task'])
         src = str(local)
-    elif os.sep in str(src) or str(src).startswith('.'):
+    elif local.is_absolute() or str(src).startswith(('.', '~')) or str(src).count('/') > 1:   # a path, not 'org/name'
         raise UserError(f"teacher folder {src} does not exist; check the path, or fine-tune one with "
                         "`bilstm-kd teacher --task T --out DIR`")
     kw = {}
@@ -341,6 +341,12 @@ def _int8_of(teacher):
     return teacher._int8[1]
 
 # %% ../nbs/02_teacher.ipynb #c035
+def auto_threads() -> int:
+    "torch's thread count, lowered to the cores not already busy (1-minute load average), at least 1."
+    try: busy = os.getloadavg()[0]
+    except (AttributeError, OSError): return torch.get_num_threads()   # no load average (Windows)
+    return max(1, min(torch.get_num_threads(), round((os.cpu_count() or 1) - busy)))
+
 def _as_inputs(texts) -> list:
     "Normalise `texts` to a list of str or a list of (str, str) pairs."
     if hasattr(texts, 'column_names'): texts = texts_of(texts)
@@ -449,7 +455,7 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
                    cache=None,                # a `LogitsCache`, a folder for one, True for the default, or None
                    progress: bool = True,     # tqdm progress bar
                    max_tokens: int | None = None,  # fill batches up to this many tokens instead of `batch_size` rows
-                   num_threads: int | None = None, # torch CPU threads for this call (default: leave as is)
+                   num_threads: int | None = None, # CPU threads for this call; None: `auto_threads()`
                    ) -> np.ndarray:
     "Teacher logits, float32 `[N, num_labels]`, in input order; length-sorted batches; cached when `cache` is given."
     texts = _as_inputs(texts)
@@ -465,7 +471,7 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
     first = {}                                   # key -> first position: each distinct input once
     for i, k in enumerate(keys): first.setdefault(k, i)
     old = torch.get_num_threads()
-    if num_threads: torch.set_num_threads(num_threads)
+    if teacher.device.type == 'cpu': torch.set_num_threads(num_threads or auto_threads())
     try:
         if cache is None:
             uniq = list(first)

@@ -182,3 +182,13 @@ def test_cli_evaluate_json_and_exit_code(tuned, tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith('error:') and len(err.splitlines()) == 1
+
+
+def test_fingerprint_follows_weight_changes():
+    t = load_teacher(task='sst2')
+    fp = t.fingerprint
+    assert t.fingerprint == fp                                            # stable while nothing changes
+    with torch.no_grad(): t.model.classifier.bias.add_(1.0)               # what an optimiser step does
+    assert t.fingerprint != fp
+    with torch.no_grad(): t.model.classifier.bias.sub_(1.0)
+    assert t.fingerprint == fp                                            # content-addressed: same weights, same key

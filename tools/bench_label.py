@@ -38,7 +38,8 @@ def main(argv=None):
     ap.add_argument('--data-dir', default=None)
     ap.add_argument('--batch-size', type=int, default=64)
     ap.add_argument('--max-tokens', type=int, default=None)
-    ap.add_argument('--threads', type=int, nargs='+', default=[torch.get_num_threads()])
+    ap.add_argument('--threads', type=int, nargs='+', default=[torch.get_num_threads()],
+                    help='torch thread counts to compare (each passed as num_threads=)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--skip-naive', action='store_true')
     a = ap.parse_args(argv)
@@ -59,11 +60,11 @@ def main(argv=None):
         if not a.skip_naive:
             _, run['naive'] = timed(lambda: naive(t, texts[:a.naive_n], a.batch_size), min(a.naive_n, len(texts)))
         z, run['fp32'] = timed(lambda: teacher_logits(t, texts, batch_size=a.batch_size, max_tokens=a.max_tokens,
-                                                      progress=False), len(texts))
+                                                      num_threads=th, progress=False), len(texts))
         if quant_s is None:
             t0 = time.perf_counter(); t._int8 = (t.fingerprint, quantize_int8(t.model)); quant_s = time.perf_counter() - t0
         q, run['int8'] = timed(lambda: teacher_logits(t, texts, batch_size=a.batch_size, max_tokens=a.max_tokens,
-                                                      quantize=True, progress=False), len(texts))
+                                                      quantize=True, num_threads=th, progress=False), len(texts))
         d = np.abs(q - z)
         run['int8_vs_fp32_train'] = dict(max_abs_diff=round(float(d.max()), 4), mean_abs_diff=round(float(d.mean()), 4),
                                          argmax_agreement=round(float((q.argmax(1) == z.argmax(1)).mean()), 4))
