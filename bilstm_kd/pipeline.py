@@ -1,4 +1,4 @@
-"""One command runs the paper's experiment: teacher → augment → label → distill → no-KD baseline → evaluate → report.
+"""One command runs the paper's experiment: teacher → augment → label → distill → no-KD baseline → evaluate → report. Every stage is cached and resumable.
 
 Docs: https://bilstm-kd.github.io/bilstm_kd/pipeline.html.md"""
 
@@ -6,14 +6,250 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/pipeline.html.md"""
 
 # %% ../nbs/07_pipeline.ipynb #c004
 from __future__ import annotations
-import argparse, importlib, sys
+import argparse, dataclasses, importlib, json, os, platform, shutil, sys, time
+from dataclasses import dataclass, asdict, field
+from pathlib import Path
 
-from .data import UserError
+import numpy as np
+
+from .data import UserError, atomic_path, fingerprint, get_task, resolve_data_dir
 
 # %% auto #0
-__all__ = ['build_parser', 'add_cli', 'main']
+__all__ = ['PRESETS', 'Preset', 'get_preset', 'check_preset', 'Stages', 'stage_teacher', 'stage_augment', 'stage_label',
+           'stage_student', 'evaluate_run', 'stage_evaluate', 'build_report', 'run_pipeline', 'build_parser', 'add_cli',
+           'main', 'rerun_stages', 'check_rerun_stages', 'check_label_rate']
 
-# %% ../nbs/07_pipeline.ipynb #c005
+# %% ../nbs/07_pipeline.ipynb #c007
+@dataclass(frozen=True)
+class Preset:
+    "Settings of one pipeline run; every field is passed on to a chapter's function."
+    name: str
+    teacher_model: str | None = None   # backbone folder or hub name; None: packaged all-MiniLM-L6-v2
+    teacher_epochs: float = 1.0        # teacher fine-tuning epochs
+    teacher_lr: float = 5e-5           # from the paper's grid {2,3,4,5}e-5
+    teacher_batch_size: int = 32
+    teacher_max_steps: int = -1        # cap on teacher steps (-1: all epochs)
+    teacher_eval_steps: float = 0.1    # evaluate and checkpoint every this fraction of training
+    max_train: int | None = None       # stratified subset of train (smoke)
+    max_eval: int | None = None        # subset of each dev split (smoke)
+    n_iter: int | None = None          # augmentation draws per example; None: paper's 20 single / 10 pairs
+    p_mask: float = 0.1
+    p_pos: float = 0.1
+    p_ng: float = 0.25
+    label_batch_size: int = 128        # teacher batch size for labelling
+    quantize: bool = False             # label with an int8 teacher (CPU)
+    loss: str = 'mse'                  # distillation loss: the paper's MSE on logits
+    alpha: float = 0.0                 # weight of CE in α·CE + (1−α)·L_distill
+    student_epochs: int = 10
+    baseline_epochs: int = 10
+    patience: int = 3
+    embed_mode: str = 'multichannel'
+    vectors: str | None = None         # word-vector file; None: packaged GloVe 6B 50-d
+    speed_quick: bool = True           # small timing budgets in the speed table (big batches may be skipped)
+    speed_budget_s: float | None = None  # seconds per timed measurement (None: the speed table's default)
+    needs_gpu: bool = False
+    needs_hub: bool = False
+
+PRESETS = {
+    'smoke': Preset('smoke', max_train=160, max_eval=96, teacher_batch_size=16, teacher_max_steps=10,
+                    teacher_eval_steps=0.5, n_iter=2,
+                    student_epochs=2, baseline_epochs=2, patience=2),
+    'cpu': Preset('cpu', n_iter=4, student_epochs=2, baseline_epochs=6, speed_quick=False, speed_budget_s=60.0),
+    'paper': Preset('paper', teacher_model='bert-large-uncased', teacher_epochs=3, teacher_lr=2e-5, n_iter=None,
+                    student_epochs=30, baseline_epochs=30, patience=5, label_batch_size=256, speed_quick=False,
+                    needs_gpu=True, needs_hub=True),
+}
+
+def get_preset(name: str | Preset) -> Preset:
+    "A preset by name (smoke, cpu, paper)."
+    if isinstance(name, Preset): return name
+    if name not in PRESETS: raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+def check_preset(p: Preset):
+    "Refuse a preset this machine cannot run, saying why."
+    import torch
+    if p.needs_gpu and not torch.cuda.is_available():
+        raise UserError(f"preset {p.name!r} fine-tunes {p.teacher_model} and needs a GPU; none is visible here "
+                        "(use --preset cpu on a CPU)")
+    if p.needs_hub and os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false'):
+        raise UserError(f"preset {p.name!r} downloads {p.teacher_model} from the Hugging Face hub, but HF_HUB_OFFLINE "
+                        "is set; unset it (and have internet) or use --preset cpu")
+
+# %% ../nbs/07_pipeline.ipynb #c010
+class Stages:
+    "Runs named stages in `out`, skipping those whose key and output are already there; records their seconds."
+    def __init__(self, out, progress: bool = True):
+        self.out = Path(out).expanduser()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.file, self.progress = self.out/'stages.json', progress
+        try: self.records = json.loads(self.file.read_text())
+        except (OSError, json.JSONDecodeError): self.records = {}
+        self.ran = []
+
+    def _save(self):
+        with atomic_path(self.file) as tmp: tmp.write_text(json.dumps(self.records, indent=1))
+
+    def run(self, name, settings, fn, outputs=()):
+        "Run `fn()` (returns a JSON-able result) unless a record with the same key exists and `outputs` exist."
+        key = fingerprint(name, settings)
+        rec = self.records.get(name)
+        if rec and rec['key'] == key and all((self.out/o).exists() for o in outputs):
+            if self.progress: print(f"[{name}] cached ({rec['seconds']:.0f} s when it ran)")
+            return rec['result']
+        if rec and rec['key'] != key:   # settings changed: the old output is stale
+            for o in outputs:
+                p = self.out/o
+                if p.is_dir(): shutil.rmtree(p)
+                elif p.exists(): p.unlink()
+        if self.progress: print(f"[{name}] running")
+        t0 = time.time()
+        result = fn()
+        self.records[name] = dict(key=key, seconds=round(time.time() - t0, 1), result=result,
+                                  finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+        self._save(); self.ran.append(name)
+        return result
+
+    def key(self, name): return self.records[name]['key']
+    @property
+    def seconds(self): return {k: v['seconds'] for k, v in self.records.items()}
+
+# %% ../nbs/07_pipeline.ipynb #c013
+def _versions() -> dict:
+    import torch, transformers, datasets, bilstm_kd
+    return {'bilstm_kd': bilstm_kd.__version__, 'python': platform.python_version(), 'torch': torch.__version__,
+            'transformers': transformers.__version__, 'datasets': datasets.__version__}
+
+def _machine() -> dict:
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'gpu': gpu,
+            'platform': platform.platform()}
+
+def _data_key(spec, data_dir):
+    "What identifies the data: the local files' sizes and mtimes, or the hub config."
+    root = resolve_data_dir(data_dir)
+    if root is None: return {'hub': f'nyu-mll/glue/{spec.hub_config}'}
+    files = sorted((root/spec.glue_dir).glob('*.tsv'))
+    return {'files': [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]}
+
+# %% ../nbs/07_pipeline.ipynb #c014
+def stage_teacher(spec, p: Preset, out: Path, data_dir, seed):
+    "Fine-tune the teacher into `out/teacher`; returns its dev metrics."
+    from bilstm_kd.teacher import finetune_teacher
+    t = finetune_teacher(spec, model=p.teacher_model, data_dir=data_dir, out=out/'teacher', epochs=p.teacher_epochs,
+                         lr=p.teacher_lr, max_train=p.max_train, max_eval=p.max_eval, batch_size=p.teacher_batch_size,
+                         max_steps=p.teacher_max_steps, eval_steps=p.teacher_eval_steps, seed=seed)
+    return {'metrics': t.info.get('metrics'), 'train_seconds': t.info.get('train_seconds'), 'steps': t.info.get('steps')}
+
+def stage_augment(spec, p: Preset, out: Path, data_dir, seed):
+    "Build the transfer set into `out/transfer`; returns its counts."
+    from bilstm_kd.augmentation import build_transfer_set, save_transfer_set
+    stats = {}
+    ds = build_transfer_set(spec, data_dir=data_dir, max_train=p.max_train, n_iter=p.n_iter, p_mask=p.p_mask,
+                            p_pos=p.p_pos, p_ng=p.p_ng, seed=seed, include_originals=True, stats=stats)
+    save_transfer_set(ds, out/'transfer')
+    keep = ('n_source', 'n_iter', 'n_draws', 'n_augmented', 'n_rows', 'unique_yield', 'seconds', 'samples_per_s')
+    return {k: stats.get(k) for k in keep}
+
+def stage_label(spec, p: Preset, out: Path):
+    "Teacher logits for every transfer row into `out/logits.npy` (resumable through the chunked cache)."
+    from bilstm_kd.augmentation import load_transfer_set
+    from bilstm_kd.teacher import LogitsCache, load_teacher, teacher_logits
+    from bilstm_kd.data import texts_of
+    ds = load_transfer_set(out/'transfer')
+    t0 = time.time()
+    z = teacher_logits(load_teacher(out/'teacher'), texts_of(ds), batch_size=p.label_batch_size,
+                       quantize=p.quantize, cache=LogitsCache(out/'cache'))
+    secs = time.time() - t0
+    with atomic_path(out/'logits.npy') as tmp:
+        with open(tmp, 'wb') as f: np.save(f, z)
+    return {'n': len(z), 'seconds': round(secs, 1), 'sentences_per_s': round(len(z) / max(secs, 1e-9), 1)}
+
+def stage_student(spec, p: Preset, out: Path, data_dir, seed, no_kd: bool):
+    "Distil the student (or train the no-KD baseline) into `out/student` (`out/baseline`)."
+    from bilstm_kd.distillation import distill
+    name = 'baseline' if no_kd else 'student'
+    s = distill(spec.name, out/name, transfer=None if no_kd else out/'transfer',
+                logits=None if no_kd else out/'logits.npy', no_kd=no_kd, loss=p.loss, alpha=p.alpha,
+                epochs=p.baseline_epochs if no_kd else p.student_epochs, patience=p.patience, vectors=p.vectors,
+                embed_mode=p.embed_mode, data_dir=data_dir, max_train=None if not no_kd else p.max_train,
+                max_eval=p.max_eval, seed=seed)
+    keep = ('metrics', 'params', 'params_without_embeddings', 'n_train', 'train_seconds', 'sents_per_s', 'best')
+    return {k: s.meta.get(k) for k in keep}
+
+# %% ../nbs/07_pipeline.ipynb #c016
+def evaluate_run(spec, out: Path, data_dir=None, max_eval=None, quick: bool = True, budget_s=None) -> dict:
+    "Dev metrics and size of `out`'s teacher, student and baseline, and the speed table; writes `out/eval.json`."
+    from bilstm_kd.evaluation import bench_speed, evaluate, model_size
+    res = {who: {'metrics': evaluate(out/who, spec, data_dir=data_dir, max_eval=max_eval), **model_size(out/who)}
+           for who in ('teacher', 'student', 'baseline')}
+    extra = {} if budget_s is None else {'budget_s': budget_s}
+    res['speed'] = bench_speed(student=out/'student', teacher=out/'teacher', quick=quick, data_dir=data_dir, **extra)
+    with atomic_path(out/'eval.json') as tmp: tmp.write_text(json.dumps(res, indent=1, default=str))
+    return res
+
+def stage_evaluate(spec, p: Preset, out: Path, data_dir):
+    "The `evaluate` stage: `evaluate_run` with the preset's sizes."
+    evaluate_run(spec, out, data_dir, p.max_eval, p.speed_quick, p.speed_budget_s)
+    return {'written': 'eval.json'}
+
+def build_report(spec, p: Preset, out: Path, stages: Stages, seed: int) -> dict:
+    "The run's report: dev metrics of teacher, student and baseline, sizes, speed, stage seconds, versions."
+    r = stages.records
+    ev = json.loads((out/'eval.json').read_text())
+    main = spec.eval_splits[0]
+    def score(d): return (d.get(main) or {}).get(spec.main_metric)
+    t, s, b = ev['teacher'], ev['student'], ev['baseline']
+    rep = dict(task=spec.name, preset=p.name, seed=seed, date=time.strftime('%Y-%m-%d'), machine=_machine(),
+               settings=asdict(p), teacher=t, student=s, baseline=b, speed=ev.get('speed', []),
+               transfer=r['augment']['result'], labelling=r['label']['result'],
+               stages=stages.seconds, total_seconds=round(sum(stages.seconds.values()), 1), versions=_versions())
+    if None not in (score(t['metrics']), score(s['metrics']), score(b['metrics'])):
+        rep['headline'] = {'metric': f'{main}/{spec.main_metric}',
+                           'student_over_teacher': round(score(s['metrics']) / score(t['metrics']), 4),
+                           'kd_gain_points': round(100 * (score(s['metrics']) - score(b['metrics'])), 2)}
+    return rep
+
+# %% ../nbs/07_pipeline.ipynb #c018
+def run_pipeline(task,                      # GLUE task
+                 preset='smoke',            # 'smoke', 'cpu', 'paper' or a Preset
+                 out='runs/run',            # output folder; rerun the same command to resume
+                 data_dir=None,             # local GLUE folder (default $BILSTM_KD_DATA, else the hub)
+                 seed: int = 0,             # seeds every stage
+                 progress: bool = True) -> dict:
+    "Run teacher → augment → label → distill → baseline → evaluate → report in `out`; returns the report."
+    spec, p = get_task(task), get_preset(preset)
+    check_preset(p)
+    out = Path(out).expanduser()
+    data = _data_key(spec, data_dir)
+    st = Stages(out, progress)
+    common = dict(task=spec.name, data=data, seed=seed, max_train=p.max_train, max_eval=p.max_eval)
+    st.run('teacher', {**common, 'model': p.teacher_model, 'epochs': p.teacher_epochs, 'lr': p.teacher_lr,
+                       'bs': p.teacher_batch_size, 'steps': p.teacher_max_steps, 'eval': p.teacher_eval_steps},
+           lambda: stage_teacher(spec, p, out, data_dir, seed), ['teacher'])
+    st.run('augment', {**common, 'n_iter': p.n_iter, 'p': (p.p_mask, p.p_pos, p.p_ng)},
+           lambda: stage_augment(spec, p, out, data_dir, seed), ['transfer'])
+    st.run('label', {'teacher': st.key('teacher'), 'augment': st.key('augment'), 'quantize': p.quantize},
+           lambda: stage_label(spec, p, out), ['logits.npy'])
+    kd = {'label': st.key('label'), 'loss': p.loss, 'alpha': p.alpha, 'epochs': p.student_epochs, 'patience': p.patience,
+          'embed': p.embed_mode, 'vectors': p.vectors, **common}
+    st.run('distill', kd, lambda: stage_student(spec, p, out, data_dir, seed, no_kd=False), ['student'])
+    st.run('baseline', {**common, 'epochs': p.baseline_epochs, 'patience': p.patience, 'embed': p.embed_mode,
+                        'vectors': p.vectors}, lambda: stage_student(spec, p, out, data_dir, seed, no_kd=True), ['baseline'])
+    st.run('evaluate', {k: st.key(k) for k in ('teacher', 'distill', 'baseline')} | {'quick': p.speed_quick, 'budget': p.speed_budget_s},
+           lambda: stage_evaluate(spec, p, out, data_dir), ['eval.json'])
+    def _report():
+        from bilstm_kd.evaluation import report_html
+        rep = build_report(spec, p, out, st, seed)
+        with atomic_path(out/'report.json') as tmp: tmp.write_text(json.dumps(rep, indent=1, default=str))
+        report_html(rep, out/'report.html')
+        return {'written': ['report.json', 'report.html']}
+    st.run('report', {'evaluate': st.key('evaluate')}, _report,
+           ['report.json', 'report.html'])
+    return json.loads((out/'report.json').read_text())
+
+# %% ../nbs/07_pipeline.ipynb #c024
 _CLI_MODULES = ('data', 'teacher', 'augmentation', 'distillation', 'evaluation', 'pipeline')
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,17 +257,27 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='bilstm-kd', description='Distil a BERT teacher into a BiLSTM (Tang et al. 2019).')
     sub = ap.add_subparsers(dest='cmd', metavar='COMMAND', required=True)
     for name in _CLI_MODULES:
-        if name == 'pipeline': add_cli(sub); continue
-        try: mod = importlib.import_module(f'bilstm_kd.{name}')
-        except ModuleNotFoundError as e:
-            if e.name == f'bilstm_kd.{name}': continue   # chapter not built yet
-            raise
-        if hasattr(mod, 'add_cli'): mod.add_cli(sub)
+        mod = sys.modules[__name__] if name == 'pipeline' else importlib.import_module(f'bilstm_kd.{name}')
+        mod.add_cli(sub)
     return ap
 
+def _cli_run(args) -> int:
+    from bilstm_kd.data import add_data_args
+    rep = run_pipeline(args.task, args.preset, out=args.out, data_dir=args.data_dir, seed=args.seed,
+                       progress=not args.quiet)
+    keep = ('task', 'preset', 'headline', 'stages', 'total_seconds')
+    print(json.dumps({k: rep.get(k) for k in keep} | {'report': str(Path(args.out)/'report.json')}))
+    return 0
+
 def add_cli(sub):
-    "Subcommands owned by this module (the pipeline's `run` lands here)."
-    return sub
+    "Register `bilstm-kd run`."
+    from bilstm_kd.data import add_data_args
+    p = add_data_args(sub.add_parser('run', help='the whole experiment: teacher, augment, label, distill, baseline, report'))
+    p.add_argument('--preset', default='smoke', type=str, choices=list(PRESETS), help='smoke | cpu | paper')
+    p.add_argument('--out', required=True, help='run folder; rerun the same command to resume')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--quiet', action='store_true', help='no progress bars')
+    p.set_defaults(func=_cli_run)
 
 def main(argv=None) -> int:
     "Entry point of the `bilstm-kd` console script."
@@ -43,5 +289,35 @@ def main(argv=None) -> int:
         print('interrupted; rerun the same command to resume', file=sys.stderr); sys.exit(130)
     sys.exit(rc or 0)
 
-# %% ../nbs/07_pipeline.ipynb #c006
+# %% ../nbs/07_pipeline.ipynb #c025
 if __name__ == '__main__' and 'IPython' not in sys.modules: main()   # python -m bilstm_kd.pipeline
+
+# %% ../nbs/07_pipeline.ipynb #c028
+_DEPENDS = {'teacher': (), 'augment': (), 'label': ('teacher', 'augment'), 'distill': ('label',),
+            'baseline': (), 'evaluate': ('teacher', 'distill', 'baseline'), 'report': ('evaluate',)}
+_SETTING_STAGE = {'p_mask': 'augment', 'p_pos': 'augment', 'p_ng': 'augment', 'n_iter': 'augment',
+                  'teacher_lr': 'teacher', 'teacher_epochs': 'teacher', 'loss': 'distill', 'alpha': 'distill',
+                  'baseline_epochs': 'baseline', 'student_epochs': 'distill', 'quantize': 'label'}
+
+def rerun_stages(changed: str) -> list[str]:
+    "The stages that rerun when the preset field `changed` changes."
+    first = _SETTING_STAGE[changed]
+    out = [first]
+    for s in _DEPENDS:   # in pipeline order
+        if s not in out and any(d in out for d in _DEPENDS[s]): out.append(s)
+    return [s for s in _DEPENDS if s in out]
+
+def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:
+    "Exercise 1: which stages rerun when one setting changes."
+    truth = rerun_stages(changed)
+    if list(answer) == truth: return f"Correct: {' → '.join(truth)}. The teacher and the baseline are reused."
+    missing, extra = [s for s in truth if s not in answer], [s for s in answer if s not in truth]
+    hint = f"missing {missing}" if missing else f"{extra} keep their cached output"
+    return f"Not quite: {hint}. A stage reruns when its settings or a stage it reads change."
+
+def check_label_rate(answer: float, report: dict) -> str:
+    "Exercise 2: labelling throughput of a run, from its report."
+    truth = report['labelling']['sentences_per_s']
+    if abs(answer - truth) <= 0.15 * truth: return f"Correct: about {truth:.0f} sentences/s."
+    return (f"Not quite: you said {answer:.0f}. Divide the transfer rows (report['labelling']['n']) by the label "
+            "stage's seconds.")
