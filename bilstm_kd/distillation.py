@@ -282,10 +282,10 @@ def _load_transfer(path, spec, max_train, seed):
     if max_train is not None and len(ds) > max_train: ds = ds.shuffle(seed=seed).select(range(max_train))
     return ds
 
-def _teacher_logits(teacher_dir, texts, task, batch_size, progress):
+def _teacher_logits(teacher_dir, texts, task, batch_size, progress, num_threads):
     from bilstm_kd.teacher import load_teacher, teacher_logits   # cached on disk (LogitsCache) across runs
     return np.asarray(teacher_logits(load_teacher(teacher_dir, task=task), texts, batch_size=batch_size, cache=True,
-                                     progress=progress), dtype=np.float32)
+                                     progress=progress, num_threads=num_threads), dtype=np.float32)
 
 # %% ../nbs/05_distillation.ipynb #c036
 def distill(task: str,                     # GLUE task: 'sst2', 'qqp', 'mnli', 'mrpc'
@@ -311,7 +311,7 @@ def distill(task: str,                     # GLUE task: 'sst2', 'qqp', 'mnli', '
             max_eval: int | None = None,   # cap on dev rows (smoke runs)
             seed: int = 0,                 # seeds data subsets, init, batching and dropout
             teacher_batch_size: int = 128, # batch size for the teacher's logits
-            num_threads: int | None = 1,   # torch CPU threads for training (None: leave torch's setting)
+            num_threads: int | None = 1,   # torch CPU threads for labelling and training (None: leave torch's setting)
             callback=None,                 # fit callback (e.g. `live_plot()`)
             progress: bool = True):        # tqdm bars and messages
     "Train (distil) a BiLSTM student for `task` and save it to `out`; returns the loaded-ready student with `.meta`."
@@ -330,7 +330,7 @@ def distill(task: str,                     # GLUE task: 'sst2', 'qqp', 'mnli', '
             z = np.load(logits) if isinstance(logits, (str, Path)) else np.asarray(logits)
             if max_train is not None and transfer is not None and len(z) != len(rows):
                 raise UserError("with max_train, pass `teacher` (not precomputed logits) so the kept rows get their logits")
-        elif teacher is not None: z = _teacher_logits(teacher, texts_of(rows), spec.name, teacher_batch_size, progress)
+        elif teacher is not None: z = _teacher_logits(teacher, texts_of(rows), spec.name, teacher_batch_size, progress, num_threads)
         elif loss == 'ce': z = None
         else: raise UserError("distillation needs the teacher: pass --teacher DIR (or logits), or use --no-kd for the baseline")
         if z is not None:
