@@ -32,12 +32,14 @@ STUDENT_MARKER = 'bilstm_kd_student.json'   # written by the student chapter int
 
 @contextmanager
 def _quiet_transformers():
-    "Silence transformers' load reports (e.g. 'classifier.weight MISSING') while loading."
+    "Silence transformers' load reports (e.g. 'classifier.weight MISSING') and load progress bars while loading."
     from transformers.utils import logging as hf_logging
-    old = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
+    old, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
     try: yield
-    finally: hf_logging.set_verbosity(old)
+    finally:
+        hf_logging.set_verbosity(old)
+        if bars: hf_logging.enable_progress_bar()
 
 def _tokenizer_fingerprint(tok) -> str:
     "Fingerprint of a tokenizer's full definition (vocab, normaliser, special tokens)."
