@@ -262,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 def _cli_run(args) -> int:
-    from bilstm_kd.data import add_data_args
+    if args.threads is not None:
+        if args.threads < 1: raise UserError(f"--threads must be >= 1, got {args.threads}")
+        import torch; torch.set_num_threads(args.threads)
     rep = run_pipeline(args.task, args.preset, out=args.out, data_dir=args.data_dir, seed=args.seed,
                        progress=not args.quiet)
     keep = ('task', 'preset', 'headline', 'stages', 'total_seconds')
@@ -276,6 +278,8 @@ def add_cli(sub):
     p.add_argument('--preset', default='smoke', type=str, choices=list(PRESETS), help='smoke | cpu | paper')
     p.add_argument('--out', required=True, help='run folder; rerun the same command to resume')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (default: all cores; on a CPU shared with other jobs, 1 is often faster)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=_cli_run)
 
