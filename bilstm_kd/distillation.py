@@ -371,7 +371,7 @@ def distill(task: str,                     # GLUE task: 'sst2', 'qqp', 'mnli', '
     shutil.rmtree(ckpt, ignore_errors=True)
     return model
 
-# %% ../nbs/05_distillation.ipynb #c042
+# %% ../nbs/05_distillation.ipynb #c043
 def _distill_cmd(args):
     if args.alpha is not None and not 0 <= args.alpha <= 1: raise UserError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.epochs < 1: raise UserError(f"--epochs must be >= 1, got {args.epochs}")
@@ -411,7 +411,7 @@ def add_cli(sub):  # argparse subparsers object from `bilstm_kd.pipeline`
     p.set_defaults(func=_distill_cmd)
     return p
 
-# %% ../nbs/05_distillation.ipynb #c045
+# %% ../nbs/05_distillation.ipynb #c046
 def check_logit_information(kl_a: float, kl_b: float, mse_a: float, mse_b: float):  # your four loss values
     "Verdict on exercise 1: KL and MSE of a student (2, -1) against teachers (2, -1) and (12, 9)."
     zs, za, zb = torch.tensor([[2., -1.]]), torch.tensor([[2., -1.]]), torch.tensor([[12., 9.]])
@@ -425,7 +425,7 @@ def check_logit_information(kl_a: float, kl_b: float, mse_a: float, mse_b: float
     hint = " (sum the squared differences over the two classes: 10² + 10²)" if abs(mse_b - 100) < 1e-3 else ""
     return "Not quite: " + "; ".join(wrong) + hint
 
-# %% ../nbs/05_distillation.ipynb #c048
+# %% ../nbs/05_distillation.ipynb #c049
 def check_gradients(g_mse: float, g_kl: float,  # your gradients d loss / d z_s[0]
                     z_s=(1.0, 0.0), z_t=(3.0, 0.0), temperature: float = 2.0):  # the point of exercise 2
     "Verdict on exercise 2: gradients of MSE and T²·KL on the student's first logit."
@@ -440,7 +440,7 @@ def check_gradients(g_mse: float, g_kl: float,  # your gradients d loss / d z_s[
     if msgs: return "Not quite: " + "; ".join(msgs)
     return f"Correct: MSE pulls with {want_mse:.2f}, T²·KL with only {want_kl:.2f}: the bounded KL gradient under-weights the teacher's confidence."
 
-# %% ../nbs/05_distillation.ipynb #c051
+# %% ../nbs/05_distillation.ipynb #c052
 def check_mixed_loss(with_teacher_label: float, ce_off: float):  # your two loss values
     "Verdict on exercise 3: α = 0.5 mix for one augmented sample, z_s = (0, 0), z_t = (−1, 2)."
     zs, zt, y = torch.zeros(1, 2), torch.tensor([[-1., 2.]]), torch.tensor([-1])
