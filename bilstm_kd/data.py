@@ -15,9 +15,9 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['TASKS', 'CARVED_NOTE', 'UserError', 'TaskSpec', 'get_task', 'resolve_data_dir', 'cache_dir', 'atomic_path',
-           'fingerprint', 'read_glue_tsv', 'CarvedSplitWarning', 'split_note', 'load_task', 'task_summary',
-           'compute_metrics', 'texts_of', 'task_arg', 'add_data_args', 'add_cli', 'check_majority_baseline',
-           'check_quoting_loss']
+           'fingerprint', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'load_task',
+           'task_summary', 'compute_metrics', 'texts_of', 'task_arg', 'add_data_args', 'add_cli',
+           'check_majority_baseline', 'check_quoting_loss']
 
 # %% ../nbs/00_data.ipynb #c007
 class UserError(ValueError):
@@ -165,10 +165,23 @@ class CarvedSplitWarning(UserWarning):
 
 CARVED_NOTE = "NOT the official GLUE split: "
 
+def stratified_indices(labels, size, seed) -> tuple[np.ndarray, np.ndarray]:
+    "Split row indices into (rest, picked): `size` rows (or a fraction) picked per class in proportion, seeded."
+    y = np.asarray(labels)
+    n = int(round(size * len(y))) if isinstance(size, float) else int(size)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * n / len(y)
+    k = np.floor(quota).astype(int)
+    k[np.argsort(-(quota - k), kind='stable')[:n - k.sum()]] += 1   # largest remainders get the leftover rows
+    rng = np.random.default_rng(seed)
+    picked = np.concatenate([rng.choice(np.flatnonzero(y == c), kc, replace=False) for c, kc in zip(classes, k)])
+    mask = np.zeros(len(y), bool); mask[picked] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
 def _carve(ds, size, seed):
-    "Stratified, seeded split of `ds` into (rest, carved of `size` rows or fraction)."
-    d = ds.train_test_split(test_size=size, stratify_by_column='label', seed=seed)
-    return d['train'], d['test']
+    "Stratified, seeded split of `ds` into (rest, carved of `size` rows or fraction), original order kept."
+    rest, picked = stratified_indices(ds['label'], size, seed)
+    return ds.select(rest), ds.select(picked)
 
 def _mark(ds, note):
     ds.info.description = CARVED_NOTE + note
@@ -241,9 +254,7 @@ def _fill_missing(spec, have, files, seed):
 def _subset(ds, n, seed):
     if n is None or n >= len(ds): return ds
     if n < 1: raise UserError(f"subset size must be >= 1, got {n}")
-    k = ds.features['label'].num_classes
-    if n < k: return ds.shuffle(seed=seed).select(range(n))
-    sub = ds.train_test_split(train_size=n, stratify_by_column='label', seed=seed)['train']
+    sub = ds.select(stratified_indices(ds['label'], n, seed)[1])
     sub.info.description = ds.info.description
     return sub
 

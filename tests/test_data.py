@@ -134,3 +134,14 @@ def test_cli_errors_are_one_line(glue_dir):
     r = subprocess.run([sys.executable, '-m', 'bilstm_kd.pipeline', 'data', '--task', 'mrpc', '--data-dir',
                         str(glue_dir), '--json'], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and '"rows": 408' in r.stdout
+
+
+def test_stratified_indices_proportional_and_seeded():
+    from bilstm_kd.data import stratified_indices
+    y = np.array([0] * 700 + [1] * 300)
+    rest, picked = stratified_indices(y, 100, seed=0)
+    assert len(picked) == 100 and len(rest) == 900 and not set(rest) & set(picked)
+    assert (y[picked] == 1).sum() == 30
+    assert stratified_indices(y, 0.1, seed=0)[1].tolist() == picked.tolist()
+    assert stratified_indices(y, 100, seed=1)[1].tolist() != picked.tolist()
+    assert stratified_indices(y, 7, seed=0)[1].size == 7      # leftovers go to the largest remainders
