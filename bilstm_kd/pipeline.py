@@ -54,7 +54,7 @@ PRESETS = {
     'smoke': Preset('smoke', max_train=160, max_eval=96, teacher_batch_size=16, teacher_max_steps=10,
                     teacher_eval_steps=0.5, n_iter=2,
                     student_epochs=2, baseline_epochs=2, patience=2),
-    'cpu': Preset('cpu', n_iter=4, student_epochs=2, baseline_epochs=6, speed_quick=False, speed_budget_s=60.0),
+    'cpu': Preset('cpu', n_iter=4, student_epochs=10, baseline_epochs=10, speed_quick=False, speed_budget_s=60.0),
     'paper': Preset('paper', teacher_model='bert-large-uncased', teacher_epochs=3, teacher_lr=2e-5, n_iter=None,
                     student_epochs=30, baseline_epochs=30, patience=5, label_batch_size=256, speed_quick=False,
                     needs_gpu=True, needs_hub=True),
