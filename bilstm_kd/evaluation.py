@@ -358,13 +358,16 @@ def speed_models(student=None,            # student folder or model; None: untra
     return out
 
 def bench_speed(student=None, teacher=None,   # folders (None: stand-ins, see `speed_models`)
+                task=None,                    # task whose dev inputs are timed (pairs for pair tasks); None: the student's, else sst2
                 quick: bool = False,          # small budgets: seconds, not minutes; big batches get skipped
                 data_dir=None,                # local GLUE folder for the SST-2 dev inputs
                 num_threads: int | None = 1,  # torch CPU threads while timing; 1 is steadiest on a shared machine
                 progress: bool = False,
                 **budget_overrides) -> list[dict]:  # latency_calls, max_batches, budget_s: override the preset
-    "Speed table of student, teacher, BERT-base and BERT-large on SST-2 dev sentences."
-    texts = bench_texts(1024, 'sst2', data_dir)
+    "Speed table of student, teacher, BERT-base and BERT-large on the task's dev inputs (SST-2 sentences by default)."
+    if task is None:
+        task = (load_student(student).task if isinstance(student, (str, Path)) else getattr(student, 'task', None)) or 'sst2'
+    texts = bench_texts(1024, task, data_dir)
     budget = dict(latency_calls=5, max_batches=1, budget_s=8.0) if quick else dict(latency_calls=20, max_batches=2, budget_s=400.0)
     return speed_table(speed_models(student, teacher, texts), texts, 'student', (64, 512), num_threads=num_threads,
                        progress=progress, **{**budget, **budget_overrides})

@@ -185,7 +185,8 @@ def evaluate_run(spec, out: Path, data_dir=None, max_eval=None, quick: bool = Tr
     res = {who: {'metrics': evaluate(out/who, spec, data_dir=data_dir, max_eval=max_eval), **model_size(out/who)}
            for who in ('teacher', 'student', 'baseline')}
     extra = {} if budget_s is None else {'budget_s': budget_s}
-    res['speed'] = bench_speed(student=out/'student', teacher=out/'teacher', quick=quick, data_dir=data_dir, **extra)
+    res['speed'] = bench_speed(student=out/'student', teacher=out/'teacher', task=spec.name, quick=quick,
+                               data_dir=data_dir, **extra)
     with atomic_path(out/'eval.json') as tmp: tmp.write_text(json.dumps(res, indent=1, default=str))
     return res
 

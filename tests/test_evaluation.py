@@ -311,3 +311,15 @@ def test_checks(toy_rows):
     assert check_bert_params(want).startswith('Correct')
     assert 'embedding tables' in check_bert_params(bert_param_count(**BERT_SIZES['bert-base']))
     assert 'biases' in check_bert_params(want - 12 * (4 * 768 + 3072 + 768))
+
+
+def test_bench_speed_times_pairs_for_a_pair_task(monkeypatch):
+    "A siamese student must be timed on sentence pairs (regression: it was given SST-2 sentences)."
+    import bilstm_kd.evaluation as ev
+    seen = {}
+    monkeypatch.setattr(ev, 'speed_models', lambda s, t, texts: seen.update(texts=texts) or {})
+    monkeypatch.setattr(ev, 'speed_table', lambda models, texts, *a, **k: [])
+    ev.bench_speed(task='mrpc', quick=True)
+    assert isinstance(seen['texts'][0], tuple) and len(seen['texts'][0]) == 2
+    ev.bench_speed(quick=True)
+    assert isinstance(seen['texts'][0], str)
