@@ -28,8 +28,8 @@ __all__ = ['BERT_SIZES', 'PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'OUTCOMES', 'P
            'measure_speed', 'speed_table', 'bench_texts', 'speed_models', 'bench_speed', 'table2', 'table1',
            'paper_points', 'agreement', 'outcomes', 'compare', 'centered_logits', 'plot_logit_scatter',
            'plot_confusions', 'plot_agreement', 'plot_tradeoff', 'plot_speed', 'unk_words', 'Explorer', 'explore',
-           'report_figures', 'report_html', 'format_rows', 'add_cli', 'check_latency_ratio', 'check_expected_agreement',
-           'check_bert_params']
+           'report_figures', 'report_html', 'format_rows', 'evaluate_folder', 'add_cli', 'check_latency_ratio',
+           'check_expected_agreement', 'check_bert_params']
 
 # %% ../nbs/06_evaluation.ipynb #c009
 @dataclass
@@ -741,8 +741,37 @@ def _cli_bench(args) -> int:
             if r['skipped'] or r['note']: print(f"{r['model']}: {'; '.join(x for x in (r['note'], r['skipped']) if x)}")
     return 0
 
+def evaluate_folder(path,                    # a teacher or student folder written by bilstm-kd
+                    task,                    # the task it was trained for
+                    split: str | None = None,  # dev split (default: the task's first, e.g. 'validation')
+                    file=None,               # instead: a GLUE-layout TSV of the task
+                    data_dir=None,           # local GLUE folder
+                    batch_size: int = 64) -> dict:
+    "Score a model folder on one dev split or a TSV: `{'task', 'n', 'accuracy', 'f1'?}` (what `bilstm-kd evaluate` prints)."
+    spec = get_task(task)
+    res = evaluate(load_predictor(path, batch_size=batch_size), spec, splits=None if file else [split or spec.eval_splits[0]],
+                   file=file, data_dir=data_dir)
+    m = next(iter(res.values()))
+    return {'task': spec.name, 'n': m['n'], **{k: m[k] for k in ('accuracy', 'f1') if k in m}}
+
+def _cli_evaluate(args) -> int:
+    r = evaluate_folder(args.model, args.task, split=args.split, file=args.file, data_dir=args.data_dir,
+                        batch_size=args.batch_size)
+    print(json.dumps(r) if args.json else ' '.join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+    return 0
+
 def add_cli(sub):
-    "Register `bilstm-kd bench-speed` on argparse subparsers `sub`."
+    "Register `bilstm-kd evaluate` and `bilstm-kd bench-speed` on argparse subparsers `sub`."
+    from bilstm_kd.data import add_data_args
+    e = sub.add_parser('evaluate', help='score a teacher or student folder on dev or a GLUE TSV')
+    e.add_argument('--model', required=True, help='teacher or student folder')
+    add_data_args(e)
+    g = e.add_mutually_exclusive_group()
+    g.add_argument('--split', default=None, help="dev split (default: the task's first, e.g. validation)")
+    g.add_argument('--file', default=None, help='a GLUE-layout TSV of the task')
+    e.add_argument('--batch-size', type=int, default=64)
+    e.add_argument('--json', action='store_true', help='print {"task", "n", "accuracy", "f1"?} as JSON')
+    e.set_defaults(func=_cli_evaluate)
     p = sub.add_parser('bench-speed', help='time student, teacher, BERT-base and BERT-large (Table 2)')
     p.add_argument('--student', default=None, help='student folder (default: untrained paper-size student)')
     p.add_argument('--teacher', default=None, help='teacher folder (default: packaged MiniLM)')

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from .data import (UserError, TaskSpec, get_task, load_task, compute_metrics, texts_of, atomic_path,
-                            fingerprint, cache_dir, read_glue_tsv, add_data_args)
+                            fingerprint, cache_dir, add_data_args)
 from .tokenization import default_teacher_path, MASK_TOKEN
 
 # %% auto #0
-__all__ = ['TEACHER_MARKER', 'STUDENT_MARKER', 'EVALUATORS', 'Teacher', 'load_teacher', 'finetune_teacher', 'plot_history',
-           'length_batches', 'padding_stats', 'quantize_int8', 'auto_threads', 'CacheRebuildWarning', 'text_key',
-           'LogitsCache', 'teacher_logits', 'softmax', 'reliability', 'confusion', 'plot_confusion', 'plot_reliability',
-           'evaluate_model', 'add_cli', 'check_padding_saved', 'check_int8_fraction', 'check_ece']
+__all__ = ['TEACHER_MARKER', 'STUDENT_MARKER', 'Teacher', 'load_teacher', 'finetune_teacher', 'plot_history', 'length_batches',
+           'padding_stats', 'quantize_int8', 'auto_threads', 'CacheRebuildWarning', 'text_key', 'LogitsCache',
+           'teacher_logits', 'softmax', 'reliability', 'confusion', 'plot_confusion', 'plot_reliability', 'add_cli',
+           'check_padding_saved', 'check_int8_fraction', 'check_ece']
 
 # %% ../nbs/02_teacher.ipynb #c009
 TEACHER_MARKER = 'bilstm_kd_teacher.json'   # written into every fine-tuned teacher folder
@@ -539,54 +539,6 @@ def plot_reliability(probs, labels, n_bins: int = 10, title='Reliability diagram
                       xaxis_range=[0, 1], yaxis_range=[0, 1], template='plotly_white', width=480, height=400)
     return fig
 
-# %% ../nbs/02_teacher.ipynb #c060
-def _teacher_predictor(path, texts, batch_size=64):
-    return teacher_logits(load_teacher(path), texts, batch_size=batch_size, progress=False)
-
-EVALUATORS = {TEACHER_MARKER: _teacher_predictor}   # marker file -> (folder, texts, batch_size) -> logits
-
-def _model_kind(path: Path):
-    "The marker file of a model folder, importing the module that registers its evaluator when needed."
-    if not path.is_dir():
-        raise UserError(f"model folder {path} does not exist; pass the --out folder of `bilstm-kd teacher` or `distill`")
-    for marker in (TEACHER_MARKER, STUDENT_MARKER):
-        if not (path/marker).is_file(): continue
-        if marker not in EVALUATORS:
-            try: import bilstm_kd.student  # noqa: F401  (registers its evaluator on import)
-            except ImportError as e:
-                raise UserError(f"{path} is a student folder but bilstm_kd.student is not available ({e}); "
-                                "install the full bilstm_kd") from None
-        if marker not in EVALUATORS:
-            from bilstm_kd import student
-            if not hasattr(student, 'load_student'):
-                raise UserError(f"no evaluator registered for {marker}; bilstm_kd.student should add one to "
-                                "bilstm_kd.teacher.EVALUATORS")
-            EVALUATORS[marker] = lambda p, texts, bs=64: student.load_student(p).predict(texts, batch_size=bs)
-        return marker, json.loads((path/marker).read_text())
-    raise UserError(f"{path} has neither {TEACHER_MARKER} nor {STUDENT_MARKER}; it was not written by bilstm-kd")
-
-def evaluate_model(path,                    # a teacher or student folder
-                   task: str | TaskSpec,    # the task it must have been trained for
-                   split: str | None = None,  # dev split (default: the task's first, e.g. 'validation')
-                   file=None,               # instead: a GLUE-layout TSV of the task
-                   data_dir=None,           # local GLUE folder
-                   batch_size: int = 64) -> dict:
-    "Score a model folder on a dev split or a TSV: `{'task', 'n', <metrics>}`."
-    spec, path = get_task(task), Path(path).expanduser()
-    marker, info = _model_kind(path)
-    if info.get('task') not in (None, spec.name):
-        raise UserError(f"{path} was trained for {info.get('task')}, not {spec.name}; pass --task {info.get('task')}")
-    if file is not None: ds = read_glue_tsv(file, spec, 'file')
-    else:
-        split = split or spec.eval_splits[0]
-        if split == 'validation' and split not in spec.eval_splits: split = spec.eval_splits[0]
-        dd = load_task(spec, data_dir, verbose=False)
-        if split not in dd: raise UserError(f"{spec.name} has no split {split!r} here; choose one of {', '.join(dd)}")
-        ds = dd[split]
-    if len(ds) == 0: raise UserError(f"no rows to evaluate in {file or split}")
-    logits = EVALUATORS[marker](path, texts_of(ds), batch_size)
-    return dict(task=spec.name, n=len(ds), **compute_metrics(spec, ds['label'], np.asarray(logits).argmax(-1)))
-
 # %% ../nbs/02_teacher.ipynb #c064
 def _cli_teacher(args) -> int:
     t = finetune_teacher(args.task, model=args.model, data_dir=args.data_dir, out=args.out, epochs=args.epochs,
@@ -598,15 +550,8 @@ def _cli_teacher(args) -> int:
     print(json.dumps(res) if args.json else f"teacher saved to {args.out}: {res['metrics']}")
     return 0
 
-def _cli_evaluate(args) -> int:
-    r = evaluate_model(args.model, args.task, split=args.split, file=args.file, data_dir=args.data_dir,
-                       batch_size=args.batch_size)
-    print(json.dumps(r) if args.json else ' '.join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                                  for k, v in r.items()))
-    return 0
-
 def add_cli(sub):
-    "Register the `teacher` and `evaluate` subcommands on argparse subparsers `sub`."
+    "Register the `teacher` subcommand on argparse subparsers `sub`."
     p = sub.add_parser('teacher', help='fine-tune a teacher (BERT-family encoder) on a GLUE task')
     add_data_args(p)
     p.add_argument('--out', required=True, help='output folder for the teacher')
@@ -620,15 +565,6 @@ def add_cli(sub):
     p.add_argument('--freeze-embeddings', action='store_true', help='keep word embeddings fixed (faster on CPU)')
     p.add_argument('--json', action='store_true', help='print the result as JSON')
     p.set_defaults(func=_cli_teacher)
-    e = sub.add_parser('evaluate', help='score a teacher or student folder on dev or a GLUE TSV')
-    e.add_argument('--model', required=True, help='teacher or student folder')
-    add_data_args(e)
-    g = e.add_mutually_exclusive_group()
-    g.add_argument('--split', default=None, help='dev split (default: the task\'s first, e.g. validation)')
-    g.add_argument('--file', default=None, help='a GLUE-layout TSV of the task')
-    e.add_argument('--batch-size', type=int, default=64)
-    e.add_argument('--json', action='store_true', help='print {"task", "n", "accuracy", "f1"?} as JSON')
-    e.set_defaults(func=_cli_evaluate)
     return sub
 
 # %% ../nbs/02_teacher.ipynb #c067

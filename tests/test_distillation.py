@@ -214,8 +214,8 @@ def test_pair_student_trains():
 
 
 def test_evaluate_command_reads_student_folders(glue, tmp_path):
-    teacher = pytest.importorskip('bilstm_kd.teacher')
+    from bilstm_kd.evaluation import evaluate_folder
     root, vec = glue
     s = distill('sst2', tmp_path / 'nokd', no_kd=True, data_dir=root, vectors=vec, epochs=1, progress=False)
-    r = teacher.evaluate_model(tmp_path / 'nokd', 'sst2', data_dir=root)
+    r = evaluate_folder(tmp_path / 'nokd', 'sst2', data_dir=root)
     assert r['n'] == 40 and r['accuracy'] == pytest.approx(s.meta['metrics']['validation']['accuracy'])

@@ -10,7 +10,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
 
 from bilstm_kd.data import UserError, load_task, texts_of
-from bilstm_kd.teacher import (CacheRebuildWarning, LogitsCache, TEACHER_MARKER, Teacher, evaluate_model,
+from bilstm_kd.evaluation import evaluate_folder
+from bilstm_kd.teacher import (CacheRebuildWarning, LogitsCache, TEACHER_MARKER, Teacher,
                                finetune_teacher, length_batches, load_teacher, teacher_logits)
 
 DATA = os.environ.get('BILSTM_KD_DATA', '/work/shared/data/glue')
@@ -158,14 +159,14 @@ def small_tsv(tmp_path):
 
 def test_evaluate_and_user_errors(tuned, tmp_path):
     t, out = tuned
-    r = evaluate_model(out, 'sst2', file=small_tsv(tmp_path))
+    r = evaluate_folder(out, 'sst2', file=small_tsv(tmp_path))
     assert set(r) == {'task', 'n', 'accuracy'} and r['n'] == len(SENTS)
     z = teacher_logits(t, SENTS, progress=False)
     assert r['accuracy'] == np.mean(z.argmax(1) == np.arange(len(SENTS)) % 2)
-    with pytest.raises(UserError, match='trained for sst2'): evaluate_model(out, 'qqp', data_dir=DATA)
-    with pytest.raises(UserError, match='does not exist'): evaluate_model(tmp_path/'missing', 'sst2')
+    with pytest.raises(UserError, match='trained for sst2'): evaluate_folder(out, 'qqp', data_dir=DATA)
+    with pytest.raises(UserError, match='does not exist'): evaluate_folder(tmp_path/'missing', 'sst2')
     bad = tmp_path/'bad.tsv'; bad.write_text('question1\tquestion2\tis_duplicate\na\tb\t0\n')
-    with pytest.raises(UserError, match='column'): evaluate_model(out, 'sst2', file=bad)
+    with pytest.raises(UserError, match='column'): evaluate_folder(out, 'sst2', file=bad)
     with pytest.raises(UserError, match='does not exist'): load_teacher(tmp_path/'nope')
 
 
