@@ -22,11 +22,11 @@ from .teacher import (Teacher, load_teacher, teacher_logits, softmax, confusion,
 from .student import StudentBase, StudentConfig, build_student, load_student, encode as encode_student
 
 # %% auto #0
-__all__ = ['BERT_SIZES', 'PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'OUTCOMES', 'Predictor', 'load_predictor', 'as_predictor',
-           'eval_sets', 'SplitResult', 'predict_splits', 'evaluate', 'main_score', 'param_counts', 'size_on_disk',
-           'model_size', 'random_bert', 'bert_param_count', 'Runner', 'hf_runner', 'student_runner', 'as_runner',
-           'measure_speed', 'speed_table', 'bench_texts', 'speed_models', 'bench_speed', 'table2', 'table1',
-           'paper_points', 'agreement', 'outcomes', 'compare', 'centered_logits', 'plot_logit_scatter',
+__all__ = ['BERT_SIZES', 'BERT_VOCAB', 'PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'OUTCOMES', 'Predictor', 'load_predictor',
+           'as_predictor', 'eval_sets', 'SplitResult', 'predict_splits', 'evaluate', 'main_score', 'param_counts',
+           'size_on_disk', 'model_size', 'random_bert', 'bert_param_count', 'Runner', 'hf_runner', 'student_runner',
+           'as_runner', 'measure_speed', 'speed_table', 'bench_texts', 'speed_models', 'bench_speed', 'table2',
+           'table1', 'paper_points', 'agreement', 'outcomes', 'compare', 'centered_logits', 'plot_logit_scatter',
            'plot_confusions', 'plot_agreement', 'plot_tradeoff', 'plot_speed', 'unk_words', 'Explorer', 'explore',
            'report_figures', 'report_html', 'format_rows', 'evaluate_folder', 'add_cli', 'check_latency_ratio',
            'check_expected_agreement', 'check_bert_params']
@@ -192,6 +192,7 @@ BERT_SIZES = {
     'bert-base': dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     'bert-large': dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
+BERT_VOCAB = 30522   # bert-base/large-uncased WordPiece vocabulary (BertConfig's default)
 
 def random_bert(size: str = 'bert-base',  # 'bert-base' or 'bert-large'
                 num_labels: int = 2,      # classes of the classification head
@@ -351,9 +352,11 @@ def speed_models(student=None,            # student folder or model; None: untra
     else: t, tnote = load_teacher(teacher, device=device), str(teacher)
     out = {'student': student_runner('student', s.to(device), snote),
            'teacher': hf_runner('teacher', t.model, t.tokenizer, t.max_length, tnote)}
-    if berts:
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(str(default_teacher_path()))
+    if berts:   # WordPieces for the BERTs: the teacher's own when they fit BERT's vocabulary, else the packaged MiniLM's
+        tok = t.tokenizer if len(t.tokenizer) <= BERT_VOCAB else None
+        if tok is None:
+            from transformers import AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(str(default_teacher_path()))
         for b in berts: out[b] = hf_runner(b, random_bert(b, num_labels=t.num_labels).to(device), tok, note='random weights')
     return out
 

@@ -323,3 +323,17 @@ def test_bench_speed_times_pairs_for_a_pair_task(monkeypatch):
     assert isinstance(seen['texts'][0], tuple) and len(seen['texts'][0]) == 2
     ev.bench_speed(quick=True)
     assert isinstance(seen['texts'][0], str)
+
+
+def test_speed_models_bert_wordpieces_come_from_the_teacher(monkeypatch, student):
+    "A teacher from any folder times BERT with its own WordPieces: the packaged MiniLM need not be installed."
+    import bilstm_kd.evaluation as ev
+    from bilstm_kd.teacher import load_teacher
+    teacher = load_teacher(None, task='sst2', device='cpu')
+    def missing(): raise UserError('the offline teacher backbone is not installed')
+    monkeypatch.setattr(ev, 'default_teacher_path', missing)
+    runners = ev.speed_models(student, teacher, berts=('bert-base',), device='cpu')
+    assert list(runners) == ['student', 'teacher', 'bert-base']
+    ids = runners['bert-base'].prepare(TEXTS[:2])['input_ids']
+    assert ids.tolist() == teacher.tokenizer(TEXTS[:2], padding=True, return_tensors='pt')['input_ids'].tolist()
+    assert runners['bert-base'].run(runners['bert-base'].prepare(TEXTS[:2])).shape == (2, 2)
