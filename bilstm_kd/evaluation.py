@@ -205,7 +205,7 @@ def random_bert(size: str = 'bert-base',  # 'bert-base' or 'bert-large'
     return BertForSequenceClassification(BertConfig(num_labels=num_labels, **{**BERT_SIZES[size], **overrides})).eval()
 
 def bert_param_count(hidden_size: int, num_hidden_layers: int, intermediate_size: int,  # the config's sizes
-                     vocab_size: int = 30522, max_position_embeddings: int = 512, type_vocab_size: int = 2,
+                     vocab_size: int = BERT_VOCAB, max_position_embeddings: int = 512, type_vocab_size: int = 2,
                      num_labels: int = 2, embeddings: bool = True, **_) -> int:  # count the embedding tables?
     "Parameters of `BertForSequenceClassification` by formula: embeddings, layers, pooler, classifier."
     H, L, I = hidden_size, num_hidden_layers, intermediate_size
