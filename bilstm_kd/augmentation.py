@@ -1,4 +1,4 @@
-"""Masking, POS-guided word replacement and n-gram sampling (Tang et al. 2019, Section 3.2), fast enough for all of SST-2, with an explorer widget.
+"""Masking, POS-guided word replacement and n-gram sampling (Tang et al. 2019, §3.3), vectorised over a whole corpus, as a registry of rules you can extend.
 
 Docs: https://bilstm-kd.github.io/bilstm_kd/augmentation.html.md"""
 
@@ -6,45 +6,23 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/augmentation.html.md"""
 
 # %% ../nbs/03_augmentation.ipynb #c004
 from __future__ import annotations
-import functools, html, json, time
+import functools, json, time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .data import UserError, add_data_args, atomic_path, cache_dir, fingerprint, get_task, load_task
+from .core import UserError, Config, prob, at_least, one_of, atomic_path, fingerprint, make_config
+from .data import cache_dir
 from .tokenization import MASK, MASK_TOKEN, tokenize
 
 # %% auto #0
-__all__ = ['P_MASK', 'P_POS', 'P_NG', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'TAGSETS', 'TAGGERS', 'STATUS', 'TRANSFER_META',
-           'TRANSFER_COLS', 'default_n_iter', 'check_params', 'get_tagger', 'pos_tag', 'PosTable', 'Encoded', 'Draw',
-           'join_ids', 'draw', 'Augmenter', 'build_transfer_set', 'transfer_meta', 'save_transfer_set',
-           'load_transfer_set', 'sample_html', 'samples_html', 'AugmentExplorer', 'add_cli', 'augment_cmd',
-           'check_ngram', 'check_copy_prob', 'check_pos_sampler']
+__all__ = ['TAGSETS', 'TAGGERS', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'STATUS', 'get_tagger', 'pos_tag', 'PosTable',
+           'Corpus', 'mask_words', 'pos_replace', 'WordRule', 'ngram_windows', 'default_n_iter', 'AugmentConfig',
+           'Draw', 'join_ids', 'draw', 'Augmenter']
 
 # %% ../nbs/03_augmentation.ipynb #c008
-P_MASK, P_POS, P_NG = 0.1, 0.1, 0.25   # the paper's settings, on all datasets
-N_ITER_SINGLE, N_ITER_PAIR = 20, 10    # n_iter: 20 for SST-2, 10 for the sentence-pair tasks
-
-def default_n_iter(pair: bool) -> int:
-    "The paper's n_iter: 20 for single sentences, 10 for sentence pairs."
-    return N_ITER_PAIR if pair else N_ITER_SINGLE
-
-def check_params(p_mask: float,           # probability of masking a word
-                 p_pos: float,            # probability of replacing a word by one of the same POS tag
-                 p_ng: float,             # probability of keeping only a random n-gram of a sample
-                 n_iter: int | None = None):  # draws per example (None: not checked)
-    "Raise a one-line `UserError` unless the knobs are valid probabilities with p_mask + p_pos <= 1 and n_iter >= 1."
-    for name, p in (('p_mask', p_mask), ('p_pos', p_pos), ('p_ng', p_ng)):
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
-            raise UserError(f"{name} must be a probability in [0, 1], got {p!r}; e.g. --{name.replace('_', '-')} 0.1")
-    if p_mask + p_pos > 1:
-        raise UserError(f"p_mask + p_pos must be <= 1 because one draw X_i picks at most one rule, got "
-                        f"{p_mask} + {p_pos} = {p_mask + p_pos:g}; lower one of them")
-    if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1):
-        raise UserError(f"n_iter must be an integer >= 1, got {n_iter!r}; e.g. --n-iter 20")
-
-# %% ../nbs/03_augmentation.ipynb #c011
 TAGSETS = ('penn', 'universal')   # Penn Treebank's 45 tags, or the 12 universal tags
 TAGGERS = ('nltk', 'spacy')
 _NLTK_HOW = ("get it with `python -m nltk.downloader averaged_perceptron_tagger_eng universal_tagset`, "
@@ -112,7 +90,7 @@ def get_tagger(tagger: str = 'nltk',          # 'nltk' (averaged perceptron, off
     _choice('tagger', tagger, TAGGERS); _choice('tagset', tagset, TAGSETS)
     return _nltk_tagger(tagset) if tagger == 'nltk' else _spacy_tagger(tagset, spacy_model)
 
-# %% ../nbs/03_augmentation.ipynb #c017
+# %% ../nbs/03_augmentation.ipynb #c014
 def _tagger_version(tagger, spacy_model):
     if tagger == 'nltk':
         import nltk; return f'nltk-{nltk.__version__}-averaged_perceptron_tagger_eng'
@@ -157,7 +135,7 @@ def pos_tag(token_lists,                 # list of token lists (e.g. from `token
     for toks in token_lists: out.append(names[ids[k:k + len(toks)]].tolist()); k += len(toks)
     return out
 
-# %% ../nbs/03_augmentation.ipynb #c020
+# %% ../nbs/03_augmentation.ipynb #c017
 def _index_words(token_lists):
     "(words, flat word ids) of a corpus: ids by first occurrence, id 0 the mask (`[MASK]` and `<mask>` alike)."
     words, wid, ids = [MASK_TOKEN], {MASK_TOKEN: 0, MASK: 0}, []
@@ -169,7 +147,7 @@ def _index_words(token_lists):
     return words, np.asarray(ids, np.int64)
 
 class PosTable:
-    "Word counts per POS tag in the training set: the distributions POS-guided replacement draws from (Section 3.2)."
+    "Word counts per POS tag in the training set: the distributions POS-guided replacement draws from (§3.3)."
     def __init__(self,
                  words: list,       # id -> word; id 0 is MASK_TOKEN
                  tags: list,        # id -> tag name
@@ -244,9 +222,9 @@ class PosTable:
         if self._words_pa is None or len(self._words_pa) != len(self.words): self._words_pa = pa.array(self.words, pa.string())
         return self._words_pa
 
-# %% ../nbs/03_augmentation.ipynb #c024
+# %% ../nbs/03_augmentation.ipynb #c021
 @dataclass
-class Encoded:
+class Corpus:
     "A tagged corpus as flat arrays: sentence i is ids[offsets[i]:offsets[i+1]]."
     ids: np.ndarray       # [T] word ids in a PosTable
     tags: np.ndarray      # [T] tag ids in the same PosTable
@@ -267,22 +245,81 @@ class Encoded:
 
     def tokens(self, table, i): return [table.words[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
 
-# %% ../nbs/03_augmentation.ipynb #c026
+# %% ../nbs/03_augmentation.ipynb #c023
+def mask_words(ids, tags, table, rng):  # the selected words' ids and tags, the PosTable, the numpy Generator
+    "Masking (§3.3): every selected word becomes `[MASK]` (id 0)."
+    return np.zeros_like(ids)
+
+# %% ../nbs/03_augmentation.ipynb #c025
+def pos_replace(ids, tags, table, rng):
+    "POS-guided replacement (§3.3): each selected word becomes a word of its tag, drawn by unigram frequency."
+    return table.sample(tags, rng, fallback=ids)
+
+# %% ../nbs/03_augmentation.ipynb #c027
+@dataclass(frozen=True)
+class WordRule:
+    "A per-word rule: it fires on a word when the word's X_i falls in its slice of [0, 1)."
+    name: str         # provenance column prefix: `{name}_a` lists the positions it fired on
+    prob: str         # the `AugmentConfig` field with its probability
+    apply: Callable   # apply(ids, tags, table, rng) -> new ids of the selected words
+
+WORD_RULES = [WordRule('masked', 'p_mask', mask_words),       # X_i in [0, p_mask)
+              WordRule('replaced', 'p_pos', pos_replace)]     # X_i in [p_mask, p_mask + p_pos)
+
+# %% ../nbs/03_augmentation.ipynb #c029
+def ngram_windows(lengths, p_ng: float, rng):  # [S] sentence lengths; P(n-gram sampling); numpy Generator
+    "(applied [S], start [S], end [S]): with probability `p_ng` keep an n-gram, n ~ U{1..5} clipped, uniform start."
+    S = len(lengths)
+    ngram = rng.random(S) < p_ng                             # with probability p_ng ...
+    n = np.minimum(rng.integers(1, 6, S), lengths)           # ... n ~ U{1..5}, clipped to the length
+    start = rng.integers(0, lengths - n + 1)                 # uniform start of the n-gram
+    return ngram, np.where(ngram, start, 0), np.where(ngram, start + n, lengths)
+
+# %% ../nbs/03_augmentation.ipynb #c031
+N_ITER_SINGLE, N_ITER_PAIR = 20, 10    # the paper's n_iter: 20 for SST-2, 10 for the sentence-pair tasks
+
+def default_n_iter(pair: bool) -> int:
+    "The paper's n_iter: 20 for single sentences, 10 for sentence pairs."
+    return N_ITER_PAIR if pair else N_ITER_SINGLE
+
+@dataclass(frozen=True)
+class AugmentConfig(Config):
+    "The transfer set's recipe (Tang et al. 2019, §3.3)."
+    p_mask: float = 0.1          # P(a word becomes [MASK]) (§3.3: 0.1)
+    p_pos: float = 0.1           # P(a word is replaced by one of the same POS tag) (§3.3: 0.1)
+    p_ng: float = 0.25           # P(only a random n-gram, n in 1..5, of the sample is kept) (§3.3: 0.25)
+    n_iter: int | None = None    # draws per example; None: the paper's 20 for single sentences, 10 for pairs
+    tagset: str = 'penn'         # POS tags: 'penn' (45, keeps inflection) or 'universal' (12)
+    tagger: str = 'nltk'         # 'nltk' (averaged perceptron, offline) or 'spacy'
+    dedupe: str = 'global'       # drop samples already in the set ('global') or repeated within an example ('example')
+    originals: bool = True       # include the training rows, with their gold labels
+    seed: int = 0                # seed of the only random generator
+    checks = dict(p_mask=prob, p_pos=prob, p_ng=prob, n_iter=at_least(1), tagset=one_of(*TAGSETS),
+                  tagger=one_of(*TAGGERS), dedupe=one_of('global', 'example'))
+
+    def _validate(self):
+        ps = {r.prob: getattr(self, r.prob) for r in WORD_RULES}
+        if sum(ps.values()) > 1:
+            raise UserError(f"{' + '.join(ps)} must be <= 1 because one draw X_i picks at most one rule, got "
+                            f"{' + '.join(map(str, ps.values()))} = {sum(ps.values()):g}; lower one of them")
+
+    def iterations(self, pair: bool) -> int: return default_n_iter(pair) if self.n_iter is None else self.n_iter
+
+# %% ../nbs/03_augmentation.ipynb #c035
 @dataclass
 class Draw:
-    "One pass of the three rules over an `Encoded` corpus: the intermediate samples and the n-gram windows."
-    enc: Encoded
-    ids: np.ndarray        # [T] word ids after masking and replacement
-    masked: np.ndarray     # [T] bool: X_i < p_mask
-    replaced: np.ndarray   # [T] bool: p_mask <= X_i < p_mask + p_pos
+    "One pass of the rules over a `Corpus`: the intermediate samples, which rule fired where, and the n-gram windows."
+    corpus: Corpus
+    ids: np.ndarray        # [T] word ids after the word rules
+    fired: dict            # rule name -> [T] bool: where that rule fired
     ngram: np.ndarray      # [S] bool: n-gram sampling applied
     start: np.ndarray      # [S] kept window [start, end) (the whole sentence when ngram is False)
     end: np.ndarray        # [S]
 
     def kept(self):
         "[T] bool: the token survives n-gram sampling."
-        s = self.enc.sent
-        return (self.enc.pos >= self.start[s]) & (self.enc.pos < self.end[s])
+        s, c = self.corpus.sent, self.corpus
+        return (c.pos >= self.start[s]) & (c.pos < self.end[s])
 
     def texts(self, table):
         "The samples as strings: kept words joined by spaces, masks as [MASK] (a pyarrow string array [S])."
@@ -296,27 +333,22 @@ def join_ids(table: PosTable,    # gives the words of the ids
     words = table.words_arrow().take(pa.array(ids, pa.int64()))
     return pc.binary_join(pa.ListArray.from_arrays(pa.array(np.asarray(offsets, np.int32)), words), ' ')
 
-def draw(enc: Encoded,          # the corpus (flat)
-         table: PosTable,       # per-tag unigram counts of the training set
-         p_mask: float,         # P(mask a word)
-         p_pos: float,          # P(replace a word by one of the same tag)
-         p_ng: float,           # P(keep only an n-gram of the sample)
-         rng) -> Draw:          # numpy Generator; the only source of randomness
-    "One synthetic sample per sentence of `enc`, by the procedure of Section 3.2."
-    T, S = len(enc.ids), len(enc)
-    x = rng.random(T)                                        # X_i ~ U[0, 1], one per word
-    masked = x < p_mask
-    replaced = (x >= p_mask) & (x < p_mask + p_pos)          # mutually exclusive with masking
-    ids = enc.ids.copy()
-    ids[masked] = 0                                          # MASK_TOKEN
-    ids[replaced] = table.sample(enc.tags[replaced], rng, fallback=enc.ids[replaced])
-    L = enc.lengths
-    ngram = rng.random(S) < p_ng                             # with probability p_ng ...
-    n = np.minimum(rng.integers(1, 6, S), L)                 # ... n ~ U{1..5}, clipped to the length
-    start = rng.integers(0, L - n + 1)                       # uniform start of the n-gram
-    return Draw(enc, ids, masked, replaced, ngram, np.where(ngram, start, 0), np.where(ngram, start + n, L))
+def draw(corpus: Corpus,          # the corpus (flat)
+         table: PosTable,         # per-tag unigram counts of the training set
+         cfg: AugmentConfig,      # the rules' probabilities
+         rng) -> Draw:            # numpy Generator; the only source of randomness
+    "One synthetic sample per sentence of `corpus`, by the procedure of §3.3."
+    x = rng.random(len(corpus.ids))                          # X_i ~ U[0, 1], one per word
+    ids, fired, lo = corpus.ids.copy(), {}, 0.0
+    for rule in WORD_RULES:                                  # mutually exclusive: each rule owns a slice of [0, 1)
+        hi = lo + getattr(cfg, rule.prob)
+        sel = (x >= lo) & (x < hi); lo = hi
+        ids[sel] = rule.apply(corpus.ids[sel], corpus.tags[sel], table, rng)
+        fired[rule.name] = sel
+    ngram, start, end = ngram_windows(corpus.lengths, cfg.p_ng, rng)
+    return Draw(corpus, ids, fired, ngram, start, end)
 
-# %% ../nbs/03_augmentation.ipynb #c028
+# %% ../nbs/03_augmentation.ipynb #c037
 STATUS = ('kept', 'copy', 'duplicate')
 
 def _lists(enc, flag, values, pa_type):
@@ -330,7 +362,7 @@ def _empty_lists(n, pa_type):
     return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], type=pa_type))
 
 class Augmenter:
-    "Tokenizer + POS tagger + per-tag unigram table of a training corpus: everything the three rules need."
+    "Tokenizer + POS tagger + per-tag unigram table of a training corpus: everything the rules need."
     def __init__(self,
                  table: PosTable,                   # per-tag unigram counts of the training set
                  tagger: str = 'nltk',              # tagger for new text: 'nltk' or 'spacy'
@@ -346,7 +378,7 @@ class Augmenter:
                    tagger: str = 'nltk',       # 'nltk' or 'spacy'
                    tagset: str = 'penn',       # 'penn' or 'universal'
                    cache: bool = True):        # cache the corpus tags on disk
-        "Tag a training corpus and count its words per tag; `.corpus` holds it encoded, one `Encoded` per side."
+        "Tag a training corpus and count its words per tag; `.corpus` holds it encoded, one `Corpus` per side."
         sides = _sides(texts)
         toks = [[tokenize(t) for t in side] for side in sides]
         flat_toks = [t for side in toks for t in side]
@@ -357,64 +389,57 @@ class Augmenter:
         for side in toks:
             lens = np.fromiter((len(t) for t in side), np.int64, len(side))
             off = np.concatenate([[0], np.cumsum(lens)])
-            self.corpus.append(Encoded(flat[k:k + off[-1]], tids[k:k + off[-1]].astype(np.int64), off)); k += off[-1]
+            self.corpus.append(Corpus(flat[k:k + off[-1]], tids[k:k + off[-1]].astype(np.int64), off)); k += off[-1]
         return self
 
     def encode(self, texts) -> list:
-        "New text (str or (a, b) pairs), tokenized, tagged and encoded with this table: one `Encoded` per side."
+        "New text (str or (a, b) pairs), tokenized, tagged and encoded with this table: one `Corpus` per side."
         if self._tag is None: self._tag = get_tagger(self.tagger, self.tagset, self.spacy_model)
         out = []
         for side in _sides(texts):
             toks = [tokenize(t) for t in side]
             enc = [self.table.encode(t, g) for t, g in zip(toks, self._tag(toks))]
-            out.append(Encoded.from_lists([e[0] for e in enc], [e[1] for e in enc]))
+            out.append(Corpus.from_lists([e[0] for e in enc], [e[1] for e in enc]))
         return out
 
     def run(self,
-            encs: list,                 # one `Encoded` per side (from `encode` or `.corpus`)
-            n_iter: int | None = None,  # passes; None: 20 for single sentences, 10 for pairs
-            p_mask: float = P_MASK,     # P(mask a word)
-            p_pos: float = P_POS,       # P(replace a word by one of the same POS tag)
-            p_ng: float = P_NG,         # P(keep only a random n-gram)
-            seed: int = 0,              # seed of the only random generator
-            dedupe: str = 'global',     # 'global': drop samples already in the set; 'example': within an example only
-            originals_in_set: bool = True):  # the originals are part of the set (samples equal to one are duplicates)
+            corpora: list,                    # one `Corpus` per side (from `encode` or `.corpus`)
+            cfg: AugmentConfig | None = None,  # the recipe (default: the paper's)
+            **changes):                       # changes to `cfg`, e.g. n_iter=3
         "Every draw of `n_iter` passes, sorted by (source, pass), with provenance and `status` (a pyarrow Table)."
         import pyarrow as pa
-        pair = len(encs) == 2
-        n_iter = default_n_iter(pair) if n_iter is None else n_iter
-        check_params(p_mask, p_pos, p_ng, n_iter); _choice('dedupe', dedupe, ('global', 'example'))
-        S, rng, sfx = len(encs[0]), np.random.default_rng(seed), ('a', 'b')[:len(encs)]
-        full = [join_ids(self.table, e.ids, e.offsets) for e in encs]         # originals as the samples write them
-        tables, texts = [], [[] for _ in encs]
+        cfg, pair = make_config(AugmentConfig, cfg, **changes), len(corpora) == 2
+        n_iter, S, rng = cfg.iterations(pair), len(corpora[0]), np.random.default_rng(cfg.seed)
+        full = [join_ids(self.table, c.ids, c.offsets) for c in corpora]       # originals as the samples write them
+        tables, texts = [], [[] for _ in corpora]
         for k in range(n_iter):
-            todo = (0, 1) if not pair else ((0,), (1,), (0, 1))[k % 3]
+            todo = (0, 1) if not pair else ((0,), (1,), (0, 1))[k % 3]       # pairs cycle: a, b, both (§3.3)
             cols = {}
-            for i, (e, s) in enumerate(zip(encs, sfx)):
-                if i in todo:
-                    d = draw(e, self.table, p_mask, p_pos, p_ng, rng)
-                    t = d.texts(self.table)
-                    cols[f'masked_{s}'] = _lists(e, d.masked, e.pos[d.masked].astype(np.int32), pa.int32())
-                    cols[f'replaced_{s}'] = _lists(e, d.replaced, e.pos[d.replaced].astype(np.int32), pa.int32())
-                    cols[f'replaced_from_{s}'] = _lists(e, d.replaced, self.table.words_arrow().take(pa.array(e.ids[d.replaced])), pa.string())
-                    cols[f'ngram_start_{s}'] = pa.array(np.where(d.ngram, d.start, -1).astype(np.int32))
-                    cols[f'ngram_end_{s}'] = pa.array(np.where(d.ngram, d.end, -1).astype(np.int32))
-                else:
-                    t = full[i]
-                    for c in ('masked', 'replaced'): cols[f'{c}_{s}'] = _empty_lists(S, pa.int32())
-                    cols[f'replaced_from_{s}'] = _empty_lists(S, pa.string())
-                    cols[f'ngram_start_{s}'] = cols[f'ngram_end_{s}'] = pa.array(np.full(S, -1, np.int32))
-                texts[i].append(t)
+            for i, (c, s) in enumerate(zip(corpora, 'ab')):
+                d = draw(c, self.table, cfg, rng) if i in todo else None
+                texts[i].append(d.texts(self.table) if d else full[i])
+                cols.update(_provenance(c, d, s))
             base = {'source_idx': pa.array(np.arange(S, dtype=np.int64)), 'iter': pa.array(np.full(S, k, np.int32))}
             if pair: base['side'] = pa.array(np.full(S, ('a', 'b', 'ab')[k % 3]))
             tables.append(pa.table({**base, **cols}))
         order = (np.arange(S)[:, None] + S * np.arange(n_iter)[None, :]).ravel()   # (source, pass) order
         tab = pa.concat_tables(tables).take(pa.array(order))
         texts = [pa.concat_arrays(t).take(pa.array(order)) for t in texts]
-        src = order % S if S else order
-        status = _status(texts, full, src, dedupe, originals_in_set)
-        for i, s in reversed(list(enumerate(sfx))): tab = tab.add_column(0, f'text_{s}', texts[i])
+        status = _status(texts, full, order % S if S else order, cfg.dedupe, cfg.originals)
+        for i, s in reversed(list(enumerate('ab'[:len(corpora)]))): tab = tab.add_column(0, f'text_{s}', texts[i])
         return tab.append_column('status', pa.DictionaryArray.from_arrays(pa.array(status.astype(np.int8)), pa.array(STATUS)))
+
+def _provenance(c: Corpus, d: Draw | None, side: str) -> dict:
+    "Columns recording what a draw did to one side: positions per word rule, and the n-gram window (-1: none)."
+    import pyarrow as pa
+    S = len(c)
+    if d is None:   # this side was held fixed
+        return {**{f'{r.name}_{side}': _empty_lists(S, pa.int32()) for r in WORD_RULES},
+                f'ngram_start_{side}': pa.array(np.full(S, -1, np.int32)), f'ngram_end_{side}': pa.array(np.full(S, -1, np.int32))}
+    cols = {f'{r.name}_{side}': _lists(c, d.fired[r.name], c.pos[d.fired[r.name]].astype(np.int32), pa.int32()) for r in WORD_RULES}
+    cols[f'ngram_start_{side}'] = pa.array(np.where(d.ngram, d.start, -1).astype(np.int32))
+    cols[f'ngram_end_{side}'] = pa.array(np.where(d.ngram, d.end, -1).astype(np.int32))
+    return cols
 
 def _sides(texts):
     "Split a list of str or (a, b) pairs into one list per side."
@@ -439,364 +464,3 @@ def _status(texts, full, src, dedupe, originals_in_set):
     first = np.zeros(len(z), bool); first[np.unique(z, return_index=True)[1]] = True
     dup = np.zeros(len(kc), bool); dup[~copy] = ~first[len(prior):]
     return np.where(copy, 1, np.where(dup, 2, 0))
-
-# %% ../nbs/03_augmentation.ipynb #c043
-def _train_split(task_or_ds, data_dir, max_train):
-    import datasets
-    if isinstance(task_or_ds, datasets.DatasetDict):
-        if 'train' not in task_or_ds: raise UserError("the DatasetDict has no 'train' split; pass the split to augment")
-        task_or_ds = task_or_ds['train']
-    if isinstance(task_or_ds, datasets.Dataset):
-        ds, name = task_or_ds, None
-        if max_train is not None: ds = ds.select(range(min(max_train, len(ds))))
-    else:
-        name = get_task(task_or_ds).name
-        ds = load_task(name, data_dir=data_dir, max_train=max_train, verbose=False)['train']
-    if 'text_a' not in ds.column_names:
-        raise UserError(f"the dataset has no text_a column (found {', '.join(ds.column_names)}); use load_task's schema")
-    return ds, name
-
-def build_transfer_set(task_or_ds,                  # task name ('sst2', ...), TaskSpec, or a Dataset/DatasetDict
-                       data_dir=None,               # local GLUE folder (default $BILSTM_KD_DATA, else the hub)
-                       max_train: int | None = None,  # augment only this many training rows (smoke runs)
-                       n_iter: int | None = None,   # draws per example; None: 20 single, 10 pairs
-                       p_mask: float = P_MASK,      # P(mask a word)
-                       p_pos: float = P_POS,        # P(replace a word by one of the same POS tag)
-                       p_ng: float = P_NG,          # P(keep only a random n-gram)
-                       seed: int = 0,               # same seed, same set
-                       include_originals: bool = True,  # add the training rows with their gold labels
-                       tagset: str = 'penn',        # 'penn' or 'universal'
-                       tagger: str = 'nltk',        # 'nltk' or 'spacy'
-                       dedupe: str = 'global',      # 'global' or 'example' (see `Augmenter.run`)
-                       cache: bool = True,          # cache POS tags under cache_dir()
-                       stats: dict | None = None):  # filled with counts and timings when given
-    "The transfer set of Section 3.2 as a `datasets.Dataset`, with provenance columns."
-    import datasets, pyarrow as pa
-    t0 = time.perf_counter()
-    ds, name = _train_split(task_or_ds, data_dir, max_train)
-    pair = 'text_b' in ds.column_names
-    n_iter = default_n_iter(pair) if n_iter is None else n_iter
-    check_params(p_mask, p_pos, p_ng, n_iter); _choice('tagset', tagset, TAGSETS); _choice('tagger', tagger, TAGGERS)
-    raw = [ds['text_a']] + ([ds['text_b']] if pair else [])
-    aug = Augmenter.from_texts(list(zip(*raw)) if pair else raw[0], tagger=tagger, tagset=tagset, cache=cache)
-    t1 = time.perf_counter()
-    tab = aug.run(aug.corpus, n_iter, p_mask, p_pos, p_ng, seed, dedupe, include_originals)
-    status = np.asarray(tab.column('status').combine_chunks().indices)
-    S, n = len(ds), tab.num_rows
-    tab = tab.drop_columns(['status']).filter(pa.array(status == 0))
-    tab = tab.add_column(tab.schema.get_field_index('iter'), 'is_original', pa.array(np.zeros(tab.num_rows, bool)))
-    tab = tab.add_column(tab.schema.get_field_index('iter'), 'label', pa.array(np.full(tab.num_rows, -1, np.int64)))
-    if include_originals:
-        labels = np.asarray(ds['label'], np.int64) if 'label' in ds.column_names else np.full(S, -1, np.int64)
-        orig = {f'text_{s}': pa.array(r, pa.string()) for s, r in zip('ab', raw)}
-        orig.update(source_idx=pa.array(np.arange(S, dtype=np.int64)), is_original=pa.array(np.ones(S, bool)),
-                    label=pa.array(labels), iter=pa.array(np.full(S, -1, np.int32)))
-        for f in tab.schema:
-            if f.name not in orig:
-                orig[f.name] = (pa.array(np.full(S, '' if f.name == 'side' else -1)).cast(f.type) if not pa.types.is_list(f.type)
-                                else _empty_lists(S, f.type.value_type))
-        otab = pa.table(orig).select(tab.column_names).cast(tab.schema)
-        both = pa.concat_tables([otab, tab])
-        order = np.argsort(both.column('source_idx').to_numpy(), kind='stable')
-        tab = both.take(pa.array(order))
-    meta = dict(task=name, n_source=S, n_iter=n_iter, p_mask=p_mask, p_pos=p_pos, p_ng=p_ng, seed=seed,
-                include_originals=include_originals, tagset=tagset, tagger=tagger, dedupe=dedupe,
-                n_draws=n, n_copies=int((status == 1).sum()), n_duplicates=int((status == 2).sum()),
-                n_augmented=int((status == 0).sum()), n_rows=tab.num_rows)
-    fp = fingerprint('bilstm_kd.transfer.v1', meta, fingerprint(*(t for side in raw for t in side)))
-    info = datasets.DatasetInfo(description=json.dumps(meta, sort_keys=True))
-    out = datasets.Dataset(tab, info=info, fingerprint=fp[:16])
-    if stats is not None:
-        t2 = time.perf_counter()
-        stats.update(meta, unique_yield=meta['n_augmented'] / max(n, 1), seconds=round(t2 - t0, 2),
-                     tag_seconds=round(t1 - t0, 2), sample_seconds=round(t2 - t1, 2),
-                     samples_per_s=round(meta['n_augmented'] / max(t2 - t0, 1e-9)))
-    return out
-
-def transfer_meta(ds) -> dict:
-    "The arguments and counts a transfer set was built with."
-    try: return json.loads(ds.info.description or '')
-    except ValueError: return {}
-
-# %% ../nbs/03_augmentation.ipynb #c048
-TRANSFER_META = 'bilstm_kd_transfer.json'
-TRANSFER_COLS = ('text_a', 'source_idx', 'is_original', 'label')
-
-def save_transfer_set(ds, path) -> Path:
-    "Write a transfer set with `save_to_disk`, atomically (temporary folder, then rename)."
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-    path, quiet = Path(path), are_progress_bars_disabled()
-    with atomic_path(path) as tmp:
-        disable_progress_bars()
-        try: ds.save_to_disk(str(tmp))
-        finally:
-            if not quiet: enable_progress_bars()
-        (tmp/TRANSFER_META).write_text(json.dumps(transfer_meta(ds), indent=1, sort_keys=True) + '\n')
-    return path
-
-def load_transfer_set(path):
-    "Load a transfer set saved by `save_transfer_set` (or `bilstm-kd augment`)."
-    import datasets
-    path = Path(path)
-    if not (path/'dataset_info.json').is_file():
-        raise UserError(f"{path} is not a saved transfer set; build one with `bilstm-kd augment --task T --out {path}`")
-    ds = datasets.load_from_disk(str(path))
-    missing = [c for c in TRANSFER_COLS if c not in ds.column_names]
-    if missing: raise UserError(f"{path} lacks the transfer-set columns {', '.join(missing)}; rebuild it with `bilstm-kd augment`")
-    return ds
-
-# %% ../nbs/03_augmentation.ipynb #c051
-_STYLE = {'mask': 'background:#ffe082;border-radius:3px;padding:0 2px',
-          'repl': 'background:#b3e5fc;border-radius:3px;padding:0 2px',
-          'drop': 'color:#9e9e9e;text-decoration:line-through'}
-
-def sample_html(words: list,          # the source sentence's words
-                text: str,            # the sample (kept words joined by spaces)
-                masked=(),            # masked positions (in `words`)
-                replaced=(),          # replaced positions
-                ngram_start: int = -1,  # kept window [start, end) if n-gram sampling fired, else -1
-                ngram_end: int = -1) -> tuple:
-    "(HTML of one side of a sample with its operations marked, counts {'masked', 'replaced', 'dropped'})."
-    out, masked, replaced = text.split(' ') if text else [], set(masked), set(replaced)
-    s, e = (ngram_start, ngram_end) if ngram_start >= 0 else (0, len(words))
-    spans, n = [], dict(masked=0, replaced=0, dropped=0)
-    for i, w in enumerate(words):
-        esc = html.escape(w)
-        if not s <= i < e:
-            spans.append(f'<span class="aug-drop" style="{_STYLE["drop"]}">{esc}</span>'); n['dropped'] += 1
-        elif i in masked:
-            spans.append(f'<span class="aug-mask" style="{_STYLE["mask"]}" title="masked: {esc}">{html.escape(MASK_TOKEN)}</span>')
-            n['masked'] += 1
-        elif i in replaced:
-            spans.append(f'<span class="aug-repl" style="{_STYLE["repl"]}" title="replaced: {esc}">{html.escape(out[i - s])}</span>')
-            n['replaced'] += 1
-        else: spans.append(esc)
-    return ' '.join(spans), n
-
-def samples_html(rows: dict,          # columns of `Augmenter.run` for one example (to_pydict())
-                 words: list) -> str: # one word list per side of the source example
-    "The draws of one example as an HTML table, with per-operation counts."
-    sides, body = 'ab'[:len(words)], []
-    tot = dict(masked=0, replaced=0, dropped=0, ngram=0, **{s: 0 for s in STATUS})
-    for k in range(len(rows['status'])):
-        cells = []
-        for s, ws in zip(sides, words):
-            h, n = sample_html(ws, rows[f'text_{s}'][k], rows[f'masked_{s}'][k], rows[f'replaced_{s}'][k],
-                               rows[f'ngram_start_{s}'][k], rows[f'ngram_end_{s}'][k])
-            cells.append(h); tot['ngram'] += rows[f'ngram_start_{s}'][k] >= 0
-            for c in n: tot[c] += n[c]
-        st = rows['status'][k]; tot[st] += 1
-        style = '' if st == 'kept' else 'opacity:0.55'
-        body.append(f'<tr style="{style}"><td>{k}</td><td>{st}</td><td>{"<br>".join(cells)}</td></tr>')
-    summary = (f"<p><b>{len(rows['status'])} draws</b>: {tot['kept']} kept, {tot['copy']} copies of the original, "
-               f"{tot['duplicate']} duplicates &middot; words <span style=\"{_STYLE['mask']}\">masked</span> {tot['masked']}, "
-               f"<span style=\"{_STYLE['repl']}\">replaced</span> {tot['replaced']}, "
-               f"<span style=\"{_STYLE['drop']}\">dropped</span> {tot['dropped']} (n-gram sampling in {tot['ngram']} draws)</p>")
-    head = '<tr><th>draw</th><th>status</th><th>sample</th></tr>'
-    return f'<div class="aug-samples">{summary}<table>{head}{"".join(body)}</table></div>'
-
-# %% ../nbs/03_augmentation.ipynb #c052
-class AugmentExplorer:
-    "Interactive view of the three rules on one example (ipywidgets 8 + plotly, imported lazily)."
-    def __init__(self,
-                 texts,                       # training sentences (str) or pairs (a, b)
-                 teacher=None,                # optional: list of texts (or pairs) -> probabilities [n, n_labels]
-                 label_names=None,            # class names for the teacher chart
-                 augmenter: Augmenter | None = None,  # reuse an `Augmenter` of `texts` (else one is built)
-                 tagset: str = 'penn',
-                 max_hist: int = 2000,        # sentences used for the length histogram
-                 example: int | None = None): # index to start with (default: the first with 8+ words)
-        import ipywidgets as W
-        self.texts = list(texts)
-        if not self.texts: raise UserError("the explorer needs at least one training text")
-        self.pair = not isinstance(self.texts[0], str)
-        self.aug = augmenter or Augmenter.from_texts(self.texts, tagset=tagset)
-        self.teacher, self.label_names, self.max_hist = teacher, label_names, max_hist
-        slider = dict(min=0.0, max=1.0, step=0.01, continuous_update=False, readout_format='.2f')
-        if example is None:
-            first = lambda t: t if isinstance(t, str) else t[0]
-            example = next((i for i, t in enumerate(self.texts[:5000]) if len(first(t).split()) >= 8), 0)
-        self.example = W.BoundedIntText(example, min=0, max=len(self.texts) - 1, description='example')
-        self.typed = W.Text('', description='or type', continuous_update=False, placeholder='a sentence' + (' ||| second sentence' if self.pair else ''),
-                            layout=W.Layout(width='60%'))
-        self.p_mask = W.FloatSlider(P_MASK, description='p_mask', **slider)
-        self.p_pos = W.FloatSlider(P_POS, description='p_pos', **slider)
-        self.p_ng = W.FloatSlider(P_NG, description='p_ng', **slider)
-        self.n_iter = W.IntSlider(default_n_iter(self.pair), min=1, max=100, description='n_iter', continuous_update=False)
-        self.seed = W.IntSlider(0, min=0, max=100, description='seed', continuous_update=False)
-        self.source = W.HTML(); self.html = W.HTML(); self.out_probs = W.Output(); self.out_lengths = W.Output()
-        self.fig_probs = self.fig_lengths = None
-        for w in self.controls: w.observe(lambda _: self.render(), names='value')
-        self.widget = W.VBox([W.HBox([self.example, self.typed]), W.HBox([self.p_mask, self.p_pos, self.p_ng]),
-                              W.HBox([self.n_iter, self.seed]), self.source, self.html, self.out_probs, self.out_lengths])
-        self.render()
-
-    @property
-    def controls(self): return [self.example, self.typed, self.p_mask, self.p_pos, self.p_ng, self.n_iter, self.seed]
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-
-    def current(self):
-        "The example being explored: typed text if any, else the chosen training example."
-        t = self.typed.value.strip()
-        if not t: return self.texts[self.example.value]
-        if self.pair:
-            a, _, b = t.partition('|||')
-            return (a.strip(), b.strip())
-        return t
-
-    def render(self):
-        "Recompute the draws, the HTML, and the figures from the widgets' values."
-        ex = self.current()
-        words = [tokenize(s) for s in ((ex,) if isinstance(ex, str) else ex)]
-        self.source.value = '<p><b>source</b>: ' + ' <b>|||</b> '.join(html.escape(' '.join(w)) for w in words) + '</p>'
-        try: check_params(self.p_mask.value, self.p_pos.value, self.p_ng.value, self.n_iter.value)
-        except UserError as e:
-            self.html.value = f'<p style="color:#c62828">{html.escape(str(e))}</p>'; self.rows = None; return
-        kw = dict(n_iter=self.n_iter.value, p_mask=self.p_mask.value, p_pos=self.p_pos.value, p_ng=self.p_ng.value,
-                  seed=self.seed.value)
-        self.rows = self.aug.run(self.aug.encode([ex]), **kw).to_pydict()
-        self.html.value = samples_html(self.rows, words)
-        self.fig_probs = self._fig_probs(ex) if self.teacher is not None else None
-        self.fig_lengths = self._fig_lengths(kw)
-        self._show(self.out_probs, self.fig_probs); self._show(self.out_lengths, self.fig_lengths)
-
-    def _show(self, out, fig):
-        try: from IPython import get_ipython
-        except ImportError: return
-        if fig is None or get_ipython() is None: return
-        from IPython.display import display
-        out.clear_output(wait=True)
-        with out: display(fig)
-
-    def _fig_probs(self, ex):
-        import plotly.graph_objects as go
-        kept = [k for k, s in enumerate(self.rows['status']) if s == 'kept']
-        if self.pair: inputs = [ex] + [(self.rows['text_a'][k], self.rows['text_b'][k]) for k in kept]
-        else: inputs = [ex] + [self.rows['text_a'][k] for k in kept]
-        probs = np.asarray(self.teacher(inputs), dtype=float)
-        names = self.label_names or [f'class {j}' for j in range(probs.shape[1])]
-        x = ['original'] + [f'draw {k}' for k in kept]
-        hover = [' ||| '.join(i) if self.pair else i for i in inputs]
-        fig = go.Figure([go.Bar(name=n, x=x, y=probs[:, j], hovertext=hover) for j, n in enumerate(names)])
-        fig.update_layout(barmode='stack', title="teacher's probabilities per sample", yaxis_title='probability',
-                          height=320, margin=dict(t=40, b=40))
-        return fig
-
-    def _fig_lengths(self, kw):
-        import plotly.graph_objects as go
-        if not hasattr(self, '_hist_encs'):
-            n = min(self.max_hist, len(self.texts))
-            self._hist_encs = [Encoded(e.ids[:e.offsets[n]], e.tags[:e.offsets[n]], e.offsets[:n + 1]) for e in self.aug.corpus] \
-                if hasattr(self.aug, 'corpus') else self.aug.encode(self.texts[:n])
-        r = self.aug.run(self._hist_encs, **kw)
-        keep = np.asarray(r.column('status').combine_chunks().indices) == 0
-        alen = np.array([len(t.split()) for t in np.asarray(r.column('text_a').to_pylist(), dtype=object)[keep]])
-        olen = self._hist_encs[0].lengths
-        fig = go.Figure([go.Histogram(x=olen, name='original', histnorm='probability', opacity=0.6, xbins=dict(size=1)),
-                         go.Histogram(x=alen, name='augmented', histnorm='probability', opacity=0.6, xbins=dict(size=1))])
-        fig.update_layout(barmode='overlay', title=f'length in words (first sentence), {len(olen):,} examples',
-                          xaxis_title='words', yaxis_title='share', height=320, margin=dict(t=40, b=40))
-        return fig
-
-# %% ../nbs/03_augmentation.ipynb #c061
-def add_cli(sub):
-    "Register `augment` on the `bilstm-kd` subparsers."
-    p = sub.add_parser('augment', help='build the transfer set: masking, POS-guided replacement, n-gram sampling',
-                       description='Build and save the transfer set of Tang et al. (2019), Section 3.2.')
-    add_data_args(p)
-    p.add_argument('--out', required=True, help='folder to write the transfer set to (save_to_disk)')
-    p.add_argument('--n-iter', type=int, default=None, help='draws per example (default: 20 single, 10 pairs)')
-    p.add_argument('--p-mask', type=float, default=P_MASK, help=f'P(mask a word) (default {P_MASK})')
-    p.add_argument('--p-pos', type=float, default=P_POS, help=f'P(replace a word by one of the same POS tag) (default {P_POS})')
-    p.add_argument('--p-ng', type=float, default=P_NG, help=f'P(keep only a random n-gram) (default {P_NG})')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--max-train', type=int, default=None, help='augment only this many training rows')
-    p.add_argument('--tagset', choices=TAGSETS, default='penn')
-    p.add_argument('--tagger', choices=TAGGERS, default='nltk')
-    p.add_argument('--dedupe', choices=('global', 'example'), default='global')
-    p.add_argument('--no-originals', action='store_true', help='leave the training rows out of the set')
-    p.set_defaults(func=augment_cmd)
-    return p
-
-def augment_cmd(args) -> int:
-    "Handler of `bilstm-kd augment`: build, save, print a JSON summary."
-    check_params(args.p_mask, args.p_pos, args.p_ng, args.n_iter)
-    t0, st = time.perf_counter(), {}
-    ds = build_transfer_set(args.task, data_dir=args.data_dir, max_train=args.max_train, n_iter=args.n_iter,
-                            p_mask=args.p_mask, p_pos=args.p_pos, p_ng=args.p_ng, seed=args.seed,
-                            include_originals=not args.no_originals, tagset=args.tagset, tagger=args.tagger,
-                            dedupe=args.dedupe, stats=st)
-    out = save_transfer_set(ds, args.out)
-    secs = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in Path(out).rglob('*') if f.is_file())
-    print(json.dumps(dict(task=st['task'], out=str(out), n_source=st['n_source'], n_iter=st['n_iter'],
-                          n_draws=st['n_draws'], n_samples=st['n_augmented'], n_rows=st['n_rows'],
-                          unique_yield=round(st['unique_yield'], 4), seconds=round(secs, 2),
-                          build_seconds=st['seconds'], tag_seconds=st['tag_seconds'],
-                          samples_per_s=round(st['n_augmented'] / secs), size_mb=round(size / 2**20, 1))))
-    return 0
-
-# %% ../nbs/03_augmentation.ipynb #c067
-def check_ngram(fn,               # fn(tokens: list[str], rng: np.random.Generator) -> list[str]
-                n_draws: int = 3000, seed: int = 0) -> str:
-    "Exercise 1: does `fn` keep a contiguous n-gram, n ~ U{1..5} clipped to the length, at a uniform position?"
-    rng = np.random.default_rng(seed)
-    try: out = fn([], rng)
-    except Exception as e: return f"Not quite: fn([], rng) raised {e!r}; an empty sentence should give []."
-    if list(out) != []: return f"Not quite: fn([], rng) returned {out!r}; an empty sentence has no n-gram, return []."
-    for L in (1, 3, 8):
-        toks = [f'w{i}' for i in range(L)]
-        ns, starts = [], []
-        for _ in range(n_draws):
-            o = list(fn(list(toks), rng))
-            if not o: return f"Not quite: for {L} words you returned an empty list; n is at least 1."
-            if len(o) > 5: return f"Not quite: you returned {len(o)} words; n is at most 5."
-            s = toks.index(o[0]) if o[0] in toks else -1
-            if s < 0 or toks[s:s + len(o)] != o:
-                return f"Not quite: {o} is not a contiguous run of {toks}; keep tokens[start:start + n]."
-            ns.append(len(o)); starts.append(s)
-        want = np.bincount(np.minimum(np.arange(1, 6), L), minlength=6)[1:] / 5
-        got = np.bincount(ns, minlength=6)[1:6] / n_draws
-        if np.abs(got - want).max() > 0.04:
-            return (f"Not quite: for {L} words the n-gram lengths 1..5 came out {np.round(got, 2).tolist()}, expected "
-                    f"{np.round(want, 2).tolist()}: draw n from {{1,...,5}} uniformly, then clip it to the length.")
-        if L == 8 and len(set(starts)) < 8:
-            return f"Not quite: with 8 words your n-grams only start at {sorted(set(starts))}; the start should be uniform over 0..L-n."
-        if L == 8:
-            ones = np.array(starts)[np.array(ns) == 1]
-            if np.abs(np.bincount(ones, minlength=8) / max(len(ones), 1) - 1 / 8).max() > 0.06:
-                return "Not quite: for n = 1 every position should be equally likely; draw start ~ U{0, ..., L - n}."
-    return "Correct: contiguous runs, n uniform on 1..5 and clipped to the length, starts uniform."
-
-def check_copy_prob(answer: float,                 # your probability
-                    L: int = 8, p_mask: float = P_MASK, p_pos: float = P_POS, p_ng: float = P_NG) -> str:
-    "Exercise 2: the probability that a draw of an L-word sentence is an exact copy (replacements always differ)."
-    keep_words = (1 - p_mask - p_pos) ** L
-    full_ngram = max(0, 6 - L) / 5 if L >= 1 else 1.0      # P(n >= L): the n-gram is the whole sentence
-    truth = keep_words * (1 - p_ng + p_ng * full_ngram)
-    if abs(answer - truth) < 5e-3:
-        return f"Correct: {truth:.4f} = (1 - p_mask - p_pos)^{L} x (1 - p_ng) -- for 8 words an n-gram (n <= 5) always shortens it."
-    if abs(answer - keep_words) < 5e-3:
-        return f"Not quite: {keep_words:.4f} counts only the word rules; the n-gram step shortens the sentence with probability p_ng."
-    if abs(answer - (1 - p_mask - p_pos)) < 5e-3:
-        return "Not quite: that is the chance that one word is untouched; all the words must be untouched."
-    return f"Not quite: you said {answer:.4f}. Every word must escape both rules, and the n-gram step must not fire."
-
-def check_pos_sampler(fn,               # fn(counts: dict[tag, dict[word, count]], tag, rng) -> word
-                      n_draws: int = 6000, seed: int = 0) -> str:
-    "Exercise 3: does `fn` draw a word of `tag` with probability proportional to its count?"
-    counts = {'NN': {'film': 6, 'movie': 3, 'story': 1}, 'JJ': {'good': 1, 'bad': 1}, 'DT': {'the': 5}}
-    rng = np.random.default_rng(seed)
-    got = [fn(counts, 'NN', rng) for _ in range(n_draws)]
-    bad = sorted(set(got) - set(counts['NN']))
-    if bad: return f"Not quite: you drew {bad}, which are not nouns; draw only from counts[tag]."
-    share = {w: got.count(w) / n_draws for w in counts['NN']}
-    want = {w: c / 10 for w, c in counts['NN'].items()}
-    if max(abs(share[w] - want[w]) for w in want) > 0.03:
-        return (f"Not quite: shares {({w: round(s, 2) for w, s in share.items()})}, expected {want}: weight each "
-                "word by its count (the unigram distribution re-normalised by the tag), not uniformly.")
-    if any(fn(counts, 'DT', rng) != 'the' for _ in range(20)): return "Not quite: a tag with one word must always give that word."
-    return "Correct: words of the right tag, in proportion to their counts."

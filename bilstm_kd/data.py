@@ -1,4 +1,4 @@
-"""Task specs, `load_task`, the one place that resolves paths, and small file utilities every later chapter uses.
+"""Task specs, `load_task` (hub or local GLUE folder), the one place that resolves a run's folders, and metrics.
 
 Docs: https://bilstm-kd.github.io/bilstm_kd/data.html.md"""
 
@@ -6,24 +6,21 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #c004
 from __future__ import annotations
-import csv, hashlib, json, os, shutil, socket, tempfile, warnings
-from contextlib import contextmanager
+import csv, io, os, sys, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .core import cli_part, UserError, Config, positive, announce, hub_reachable, hub_offline, ensure_dir, fingerprint
+
 # %% auto #0
-__all__ = ['TASKS', 'CARVED_NOTE', 'UserError', 'TaskSpec', 'get_task', 'resolve_data_dir', 'cache_dir', 'atomic_path',
-           'fingerprint', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'load_task',
-           'task_summary', 'compute_metrics', 'texts_of', 'task_arg', 'add_data_args', 'add_cli',
-           'check_majority_baseline', 'check_quoting_loss']
+__all__ = ['TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'HUB_DATASET', 'TaskSpec', 'get_task', 'resolve_data_dir', 'cache_dir',
+           'RunPaths', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'load_task',
+           'DataConfig', 'data_fingerprint', 'task_summary', 'compute_metrics', 'texts_of', 'clean_text', 'task_arg',
+           'add_data_args']
 
 # %% ../nbs/00_data.ipynb #c007
-class UserError(ValueError):
-    "A mistake the user can fix. The CLI prints it as one line, `error: ...`, and exits with code 2."
-
-# %% ../nbs/00_data.ipynb #c009
 @dataclass(frozen=True)
 class TaskSpec:
     "Everything the library needs to know about one GLUE task."
@@ -45,7 +42,7 @@ class TaskSpec:
     @property
     def text_cols(self): return ('text_a', 'text_b') if self.pair else ('text_a',)
 
-# %% ../nbs/00_data.ipynb #c010
+# %% ../nbs/00_data.ipynb #c008
 TASKS = {
     'sst2': TaskSpec('sst2', 'SST-2', ('negative', 'positive'), False, ('accuracy',), ('validation',), 'sst2',
                      ('sentence', None), (('train', 'train.tsv'), ('validation', 'dev.tsv')),
@@ -71,7 +68,7 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
         raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return TASKS[key]
 
-# %% ../nbs/00_data.ipynb #c013
+# %% ../nbs/00_data.ipynb #c011
 def resolve_data_dir(data_dir=None) -> Path | None:
     "The local GLUE folder to read: `data_dir`, else `$BILSTM_KD_DATA`, else None (the hub)."
     d = data_dir or os.environ.get('BILSTM_KD_DATA') or None
@@ -82,41 +79,38 @@ def resolve_data_dir(data_dir=None) -> Path | None:
                         "holding e.g. SST-2/train.tsv")
     return d
 
-def cache_dir() -> Path:
-    "Where caches live: `$BILSTM_KD_CACHE`, else `~/.cache/bilstm_kd` (created on first use)."
-    d = Path(os.environ.get('BILSTM_KD_CACHE') or Path.home()/'.cache'/'bilstm_kd').expanduser()
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+def cache_dir(cache=None) -> Path:
+    "Where caches live: `cache`, else `$BILSTM_KD_CACHE`, else `~/.cache/bilstm_kd` (created on first use)."
+    return ensure_dir(Path(cache or os.environ.get('BILSTM_KD_CACHE') or Path.home()/'.cache'/'bilstm_kd'), 'cache folder')
 
-# %% ../nbs/00_data.ipynb #c015
-@contextmanager
-def atomic_path(path):
-    "Yield a temporary path beside `path`; on success rename it onto `path` (file or folder), else remove it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
-    tmp.rmdir()  # the caller creates a file or a folder here
-    try:
-        yield tmp
-        if not tmp.exists(): raise RuntimeError(f"nothing was written to {tmp}")
-        if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f'.{path.name}.old')
-            if old.exists(): shutil.rmtree(old)
-            path.rename(old); tmp.rename(path); shutil.rmtree(old)
-        else: os.replace(tmp, path)
-    finally:
-        if tmp.is_dir(): shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists(): tmp.unlink()
+@dataclass(frozen=True)
+class RunPaths:
+    "The folders of one run, resolved once."
+    data: Path | None        # local GLUE folder; None: the hub
+    cache: Path              # caches (POS tags, teacher logits)
+    out: Path | None = None  # the run's own folder
 
-def fingerprint(*parts) -> str:
-    "SHA-256 hex digest of `parts` (str, bytes, or anything JSON-serialisable), for cache keys."
-    h = hashlib.sha256()
-    for p in parts:
-        b = p if isinstance(p, bytes) else p.encode() if isinstance(p, str) else json.dumps(p, sort_keys=True, default=str).encode()
-        h.update(len(b).to_bytes(8, 'little')); h.update(b)
-    return h.hexdigest()
+    @classmethod
+    def resolve(cls, data_dir=None, cache=None, out=None):
+        "Resolve from arguments, then `BILSTM_KD_DATA` / `BILSTM_KD_CACHE`, then defaults."
+        return cls(resolve_data_dir(data_dir), cache_dir(cache), None if out is None else ensure_dir(out, '--out folder'))
 
-# %% ../nbs/00_data.ipynb #c018
+# %% ../nbs/00_data.ipynb #c014
+MAX_FIELD_CHARS = 100_000   # longest field accepted; GLUE's longest sentences have a few hundred characters
+
+def _decode(path: Path) -> str:
+    "The file's text, or a one-line `UserError` naming its encoding and how to convert it."
+    raw = path.read_bytes()
+    conv = "convert it to UTF-8, e.g. `iconv -f {enc} -t UTF-8 " + str(path) + " > fixed.tsv`"
+    if raw.startswith((b'\xff\xfe', b'\xfe\xff')):
+        raise UserError(f"{path} is UTF-16 text; GLUE files are UTF-8: " + conv.format(enc='UTF-16'))
+    if b'\x00' in raw[:1 << 16]: raise UserError(f"{path} is a binary file (it holds NUL bytes), not a GLUE TSV; check the path")
+    try: return raw.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise UserError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x}; it looks like Latin-1 / Windows-1252); "
+                        + conv.format(enc='LATIN1')) from None
+
 def _features(spec):
     from datasets import ClassLabel, Features, Value
     cols = {c: Value('string') for c in spec.text_cols}
@@ -135,31 +129,43 @@ def _parse_label(v, spec, path, line):
     raise UserError(f"{path}:{line}: bad label {v!r}; {spec.name} labels are 0..{spec.num_labels-1} "
                     f"or {', '.join(spec.label_names)}")
 
+# %% ../nbs/00_data.ipynb #c015
+def _rows(path, text):
+    "Yield (line number, fields) of a TSV read with quoting off; an oversized field is a `UserError`."
+    old = csv.field_size_limit()
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    reader = csv.reader(io.StringIO(text, newline=''), delimiter='\t', quoting=csv.QUOTE_NONE)
+    try:
+        for r in reader: yield reader.line_num, r
+    except csv.Error as e:
+        raise UserError(f"{path}:{reader.line_num}: {e}; a field over {MAX_FIELD_CHARS:,} characters means a broken "
+                        "line (a missing newline?): fix or remove it") from None
+    finally: csv.field_size_limit(old)
+
 def read_glue_tsv(path, task, split: str = 'train'):
     "Read one GLUE-layout TSV of `task` into a `datasets.Dataset` with the common schema."
     from datasets import Dataset
     spec, path = get_task(task), Path(path)
     if not path.is_file(): raise UserError(f"{path} not found; expected a {spec.name} file in the GLUE layout")
-    with open(path, encoding='utf-8-sig', newline='') as f:
-        rows = csv.reader(f, delimiter='\t', quoting=csv.QUOTE_NONE)
-        header = next(rows, None)
-        if not header: raise UserError(f"{path}:1: empty file; expected a header line with the {spec.name} columns")
-        ia = _find_col(header, spec.local_cols[0], path, 'first-sentence', spec)
-        ib = _find_col(header, spec.local_cols[1], path, 'second-sentence', spec) if spec.pair else None
-        il = _find_col(header, spec.local_cols[2], path, 'label', spec)
-        cols = {c: [] for c in (*spec.text_cols, 'label', 'idx')}
-        for i, r in enumerate(rows):
-            line = i + 2
-            if len(r) != len(header):
-                raise UserError(f"{path}:{line}: expected {len(header)} tab-separated fields, found {len(r)}; "
-                                "fix or remove that line (files are read with quoting off, as GLUE requires)")
-            cols['text_a'].append(r[ia].strip())
-            if spec.pair: cols['text_b'].append(r[ib].strip())
-            cols['label'].append(_parse_label(r[il], spec, path, line))
-            cols['idx'].append(i)
+    rows = _rows(path, _decode(path))
+    _, header = next(rows, (1, None))
+    if not header: raise UserError(f"{path}:1: empty file; expected a header line with the {spec.name} columns")
+    ia = _find_col(header, spec.local_cols[0], path, 'first-sentence', spec)
+    ib = _find_col(header, spec.local_cols[1], path, 'second-sentence', spec) if spec.pair else None
+    il = _find_col(header, spec.local_cols[2], path, 'label', spec)
+    cols = {c: [] for c in (*spec.text_cols, 'label', 'idx')}
+    for line, r in rows:
+        if len(r) != len(header):
+            raise UserError(f"{path}:{line}: expected {len(header)} tab-separated fields, found {len(r)}; "
+                            "fix or remove that line (files are read with quoting off, as GLUE requires)")
+        cols['text_a'].append(r[ia].strip())
+        if spec.pair: cols['text_b'].append(r[ib].strip())
+        cols['label'].append(_parse_label(r[il], spec, path, line))
+        cols['idx'].append(len(cols['idx']))
+    if not cols['idx']: raise UserError(f"{path} has a header but no rows; a {spec.name} {split} file needs at least one example")
     return Dataset.from_dict(cols, features=_features(spec), split=split)
 
-# %% ../nbs/00_data.ipynb #c022
+# %% ../nbs/00_data.ipynb #c019
 class CarvedSplitWarning(UserWarning):
     "A split was carved from another one because the official file is missing."
 
@@ -192,25 +198,21 @@ def split_note(ds) -> str:
     d = ds.info.description or ''
     return d if d.startswith(CARVED_NOTE) else ''
 
-# %% ../nbs/00_data.ipynb #c024
-_HUB_HOST = ('huggingface.co', 443)
+# %% ../nbs/00_data.ipynb #c021
+HUB_DATASET = 'nyu-mll/glue'   # where the tasks come from when no local folder is given
 
-def _hub_offline_error(spec):
-    return UserError(f"cannot load {spec.name}: the Hugging Face hub is unreachable or offline mode is set "
-                     "(HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and no local GLUE folder was given; pass --data-dir DIR "
-                     "or set BILSTM_KD_DATA=DIR (a folder with e.g. SST-2/train.tsv)")
-
-def _hub_reachable(timeout=3.0) -> bool:
-    if os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false', 'False') or \
-       os.environ.get('HF_DATASETS_OFFLINE', '0') not in ('0', '', 'false', 'False'): return False
-    try:
-        with socket.create_connection(_HUB_HOST, timeout=timeout): return True
-    except OSError: return False
+def _hub_error(spec, why):
+    return UserError(f"cannot load {spec.name} from the hub ({HUB_DATASET}): {why}; pass --data-dir DIR or set "
+                     "BILSTM_KD_DATA=DIR (a local GLUE folder with e.g. SST-2/train.tsv)")
 
 def _load_hub(spec):
+    "The task from the hub: online, or offline from the `datasets` cache of an earlier download."
     from datasets import load_dataset, DatasetDict
-    if not _hub_reachable(): raise _hub_offline_error(spec)
-    raw = load_dataset('nyu-mll/glue', spec.hub_config)
+    if not hub_offline() and not hub_reachable(): raise _hub_error(spec, 'huggingface.co is unreachable')
+    try: raw = load_dataset(HUB_DATASET, spec.hub_config)
+    except Exception as e:   # offline and not cached, or a network failure mid-way
+        raise _hub_error(spec, 'offline mode is set (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and it is not in the '
+                               'datasets cache' if hub_offline() else f'{type(e).__name__}: {str(e)[:120]}') from None
     a, b = spec.hub_cols
     out = {}
     for split in ('train', *spec.eval_splits):
@@ -219,6 +221,7 @@ def _load_hub(spec):
         if b: ds = ds.rename_column(b, 'text_b')
         out[split] = ds.map(lambda r: {c: r[c].strip() for c in spec.text_cols}).cast(_features(spec))
     return DatasetDict(out)
+
 
 def _load_local(spec, root):
     from datasets import DatasetDict
@@ -263,7 +266,7 @@ def load_task(task: str | TaskSpec,      # 'sst2', 'qqp', 'mnli', 'mrpc' or a Ta
               max_train: int | None = None,  # stratified seeded subset of train (smoke runs)
               max_eval: int | None = None,   # same for each dev split
               seed: int = 0,              # seed for carving and subsets
-              verbose: bool = True):      # warn about carved or missing splits
+              verbose: bool = True):      # say where the data came from; warn about carved or missing splits
     "Load a GLUE task as a `DatasetDict` with `text_a`, `text_b` (pairs), `label` (ClassLabel) and `idx`."
     from datasets import DatasetDict
     spec = get_task(task)
@@ -273,12 +276,31 @@ def load_task(task: str | TaskSpec,      # 'sst2', 'qqp', 'mnli', 'mrpc' or a Ta
         have, files = _load_local(spec, root)
         notes = _fill_missing(spec, have, files, seed)
         dd = DatasetDict({s: have[s] for s in ('train', *spec.eval_splits) if s in have})
+    if verbose: announce(f"[data] {spec.name} from {root/spec.glue_dir if root else 'the hub (' + HUB_DATASET + ')'}")
     dd = DatasetDict({s: _subset(ds, max_train if s == 'train' else max_eval, seed) for s, ds in dd.items()})
     if notes and verbose:
         warnings.warn(f"{spec.name}: " + '; '.join(notes), CarvedSplitWarning, stacklevel=2)
     return dd
 
-# %% ../nbs/00_data.ipynb #c030
+# %% ../nbs/00_data.ipynb #c023
+@dataclass(frozen=True)
+class DataConfig(Config):
+    "Which rows of the task a run uses."
+    max_train: int | None = None   # stratified, seeded subset of train (smoke runs); None: all of it
+    max_eval: int | None = None    # the same for each dev split
+    seed: int = 0                  # seed of carved splits and subsets
+    checks = dict(max_train=positive, max_eval=positive)
+
+def data_fingerprint(dd) -> str:
+    "Content hash of a loaded task: every split's name, texts and labels."
+    parts = []
+    for split in sorted(dd):
+        ds = dd[split]
+        texts = [ds[c] for c in ('text_a', 'text_b') if c in ds.column_names]
+        parts += [split, *('\x1f'.join(t) for t in texts), np.asarray(ds['label'], np.int64).tobytes()]
+    return fingerprint(*parts)
+
+# %% ../nbs/00_data.ipynb #c029
 def task_summary(dd) -> list[dict]:
     "Rows per split with label counts and mean length in words: a quick look at a loaded task."
     out = []
@@ -290,7 +312,7 @@ def task_summary(dd) -> list[dict]:
                         mean_words=round(float(lens.mean()), 1) if len(lens) else 0.0, note=split_note(ds)))
     return out
 
-# %% ../nbs/00_data.ipynb #c035
+# %% ../nbs/00_data.ipynb #c034
 def compute_metrics(task, labels, preds) -> dict:
     "The task's dev metrics for integer `labels` and `preds`."
     from sklearn.metrics import f1_score
@@ -306,19 +328,26 @@ def texts_of(ds, spec=None):
     if 'text_b' in ds.column_names: return list(zip(ds['text_a'], ds['text_b']))
     return list(ds['text_a'])
 
+def clean_text(s: str) -> str:
+    "`s` with lone surrogates (half of a UTF-16 pair, which no tokenizer can encode) replaced by U+FFFD."
+    try: s.encode('utf-8'); return s
+    except UnicodeEncodeError: return s.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')
+
 def task_arg(name: str) -> TaskSpec:
     "argparse `type=` for a task name: a one-line error for an unknown one."
     import argparse
     try: return get_task(name)
     except UserError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
-def add_data_args(p):
-    "Add the common `--task` and `--data-dir` options to an argparse parser."
+def add_data_args(p, subsets: bool = False):  # subsets: also the `DataConfig` flags (--max-train, --max-eval, --seed)
+    "Add `--task` and `--data-dir` (and the `DataConfig` flags) to an argparse parser."
+    from bilstm_kd.core import add_config_args
     p.add_argument('--task', required=True, type=task_arg, help=f"one of {', '.join(TASKS)}")
     p.add_argument('--data-dir', default=None, help='local GLUE folder (default: $BILSTM_KD_DATA, else the hub)')
+    if subsets: add_config_args(p, DataConfig)
     return p
 
-# %% ../nbs/00_data.ipynb #c037
+# %% ../nbs/00_data.ipynb #c036
 def _cli_data(args) -> int:
     import json as _json
     dd = load_task(args.task, data_dir=args.data_dir, verbose=False)
@@ -328,26 +357,9 @@ def _cli_data(args) -> int:
         for r in rows: print(' '.join(f'{k}={v}' for k, v in r.items() if v != ''))
     return 0
 
-def add_cli(sub):
+@cli_part
+def _cli(sub):
     "Register `bilstm-kd data`: load a task and summarise its splits."
     p = add_data_args(sub.add_parser('data', help='load a GLUE task and summarise its splits'))
     p.add_argument('--json', action='store_true', help='print JSON')
     p.set_defaults(func=_cli_data)
-
-# %% ../nbs/00_data.ipynb #c045
-def check_majority_baseline(answer: float, data_dir=None):
-    "Exercise 1: the share of positive rows in SST-2 train."
-    y = np.asarray(load_task('sst2', data_dir=data_dir, verbose=False)['train']['label'])
-    truth = float(y.mean())
-    if abs(answer - truth) < 5e-4: return f"Correct: {truth:.4f}. A majority-class model scores {truth:.1%} on train."
-    if abs(answer - (1 - truth)) < 5e-4: return "That is the share of *negative* rows; the question asks for positives."
-    return f"Not quite: you said {answer:.4f}. Count `label == 1` and divide by the number of rows."
-
-def check_quoting_loss(answer: int, data_dir=None):
-    "Exercise 2: rows lost when MNLI dev_matched is read with default quoting."
-    import pandas as pd
-    root = resolve_data_dir(data_dir)
-    path = root/'MNLI'/'dev_matched.tsv'
-    truth = len(read_glue_tsv(path, 'mnli')) - len(pd.read_csv(path, sep='\t', dtype=str, keep_default_na=False))
-    if answer == truth: return f"Correct: {truth} rows vanish, silently merged into neighbours by stray quotes."
-    return f"Not quite: you said {answer}. Compare len(read_glue_tsv(...)) with len(pd.read_csv(path, sep='\\t'))."

@@ -1,4 +1,4 @@
-"""Score any teacher or student on every dev split, count parameters, time four models in one process, regenerate the paper's Tables 1 and 2 beside ours, plot, and explore where teacher and student disagree.
+"""Score any teacher or student on every dev split, count parameters, compare the distilled student with its teacher and with its no-KD twin, and score a model folder from the command line.
 
 Docs: https://bilstm-kd.github.io/bilstm_kd/evaluation.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/evaluation.html.md"""
 
 # %% ../nbs/06_evaluation.ipynb #c004
 from __future__ import annotations
-import html, json, statistics, time
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -14,24 +14,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .data import (UserError, TaskSpec, get_task, load_task, read_glue_tsv, compute_metrics, texts_of,
-                            atomic_path, split_note)
-from .tokenization import Vocab, tokenize, default_teacher_path, UNK
-from .teacher import (Teacher, load_teacher, teacher_logits, softmax, confusion, TEACHER_MARKER,
-                               STUDENT_MARKER)
-from .student import StudentBase, StudentConfig, build_student, load_student, encode as encode_student
+from .core import cli_part, UserError
+from .data import TaskSpec, get_task, load_task, read_glue_tsv, compute_metrics, texts_of, split_note, add_data_args
+from .tokenization import Vocab, tokenize
+from .teacher import Teacher, load_teacher, TEACHER_MARKER
+from .labels import teacher_logits, softmax, confusion
+from .student import (StudentBase, StudentConfig, build_student, load_student, count_params, STUDENT_MARKER,
+                               encode as encode_student)
 
 # %% auto #0
-__all__ = ['BERT_SIZES', 'BERT_VOCAB', 'PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'OUTCOMES', 'Predictor', 'load_predictor',
-           'as_predictor', 'eval_sets', 'SplitResult', 'predict_splits', 'evaluate', 'main_score', 'param_counts',
-           'size_on_disk', 'model_size', 'random_bert', 'bert_param_count', 'Runner', 'hf_runner', 'student_runner',
-           'as_runner', 'measure_speed', 'speed_table', 'bench_texts', 'speed_models', 'bench_speed', 'table2',
-           'table1', 'paper_points', 'agreement', 'outcomes', 'compare', 'centered_logits', 'plot_logit_scatter',
-           'plot_confusions', 'plot_agreement', 'plot_tradeoff', 'plot_speed', 'unk_words', 'Explorer', 'explore',
-           'report_figures', 'report_html', 'format_rows', 'evaluate_folder', 'add_cli', 'check_latency_ratio',
-           'check_expected_agreement', 'check_bert_params']
+__all__ = ['OUTCOMES', 'Predictor', 'load_predictor', 'as_predictor', 'eval_sets', 'SplitResult', 'predict_splits', 'evaluate',
+           'main_score', 'param_counts', 'size_on_disk', 'model_size', 'agreement', 'outcomes', 'compare',
+           'centered_logits', 'plot_logit_scatter', 'plot_confusions', 'plot_agreement', 'evaluate_folder']
 
-# %% ../nbs/06_evaluation.ipynb #c009
+# %% ../nbs/06_evaluation.ipynb #c008
 @dataclass
 class Predictor:
     "Texts (or (a, b) pairs) in, class probabilities out, plus what we know about the model."
@@ -49,7 +45,7 @@ class Predictor:
         if not texts: return np.zeros((0, len(self.label_names)), np.float32)
         return np.asarray(self.fn(texts), dtype=np.float32)
 
-# %% ../nbs/06_evaluation.ipynb #c010
+# %% ../nbs/06_evaluation.ipynb #c009
 def _labels_of(task, n=None):
     if task is not None: return get_task(task).label_names
     return tuple(str(i) for i in range(n or 0))
@@ -67,6 +63,7 @@ def load_predictor(path,                   # a teacher folder (`bilstm_kd_teache
                    batch_size: int = 64,   # sentences per forward pass
                    device: str | None = None):  # 'cpu' / 'cuda'; default: CUDA when present
     "Load a teacher or student folder written by bilstm-kd as a `Predictor`."
+    if batch_size < 1: raise UserError(f"batch_size must be >= 1, got {batch_size}; e.g. --batch-size 64")
     p = Path(path).expanduser()
     if not p.is_dir():
         raise UserError(f"model folder {p} does not exist; pass the --out folder of `bilstm-kd teacher` or `distill`")
@@ -94,24 +91,27 @@ def as_predictor(obj,                      # folder, `Teacher`, student model, `
     raise UserError(f"cannot use a {type(obj).__name__} as a model; pass a model folder, a Teacher, a student "
                     "or a function texts -> probabilities")
 
-# %% ../nbs/06_evaluation.ipynb #c012
+# %% ../nbs/06_evaluation.ipynb #c011
 def eval_sets(task,                         # GLUE task name or spec
               splits=None,                  # split names; default: every dev split of the task that exists
               file=None,                    # instead: one GLUE-layout TSV file of the task
               data_dir=None,                # local GLUE folder (default: $BILSTM_KD_DATA, else the hub)
               max_eval: int | None = None,  # stratified seeded subset of each split
-              seed: int = 0) -> dict:       # seed of the subset
-    "The datasets to score, `{name: datasets.Dataset}`."
+              seed: int = 0,                # seed of the subset
+              data=None) -> dict:           # an already loaded task (`load_task`), instead of loading it again
+    "The datasets to score, `{name: datasets.Dataset}`; a split asked for by name is scored whole."
     spec = get_task(task)
+    if max_eval is not None and max_eval < 1: raise UserError(f"max_eval must be >= 1, got {max_eval}")
     if file is not None:
         ds = read_glue_tsv(file, spec, 'file')
         if max_eval is not None: ds = ds.select(range(min(max_eval, len(ds))))
         return {Path(file).name: ds}
-    dd = load_task(spec, data_dir, max_train=1, max_eval=max_eval, seed=seed, verbose=False)
     want = tuple(splits) if splits is not None else spec.eval_splits
+    dd = data if data is not None else load_task(spec, data_dir, max_train=None if 'train' in want else 1,
+                                                 max_eval=max_eval, seed=seed, verbose=False)
     if splits is not None:
         bad = [s for s in want if s not in dd]
-        if bad: raise UserError(f"{spec.name} has no split {bad[0]!r} here; choose from {', '.join(s for s in dd if s != 'train')}")
+        if bad: raise UserError(f"{spec.name} has no split {bad[0]!r} here; choose from {', '.join(dd)}")
     out = {s: dd[s] for s in want if s in dd}
     if not out: raise UserError(f"no dev split of {spec.name} is available; pass --data-dir with the GLUE dev files")
     return out
@@ -136,22 +136,22 @@ class SplitResult:
 
 def predict_splits(model,                  # folder, Teacher, student, Predictor or callable
                    task,                   # GLUE task
-                   splits=None, file=None, data_dir=None, max_eval=None, seed=0):  # see `eval_sets`
+                   splits=None, file=None, data_dir=None, max_eval=None, seed=0, data=None):  # see `eval_sets`
     "Probabilities of `model` on each dev split (or a file): `{split: SplitResult}`."
     spec, pred = get_task(task), as_predictor(model, task=task)
     if pred.task not in (None, spec.name):
         raise UserError(f"{pred.path or pred.name} was trained for {pred.task}, not {spec.name}; pass --task {pred.task}")
     out = {}
-    for name, ds in eval_sets(spec, splits, file, data_dir, max_eval, seed).items():
+    for name, ds in eval_sets(spec, splits, file, data_dir, max_eval, seed, data).items():
         if len(ds) == 0: raise UserError(f"no rows to evaluate in {name}")
         texts = texts_of(ds)
         out[name] = SplitResult(name, texts, np.asarray(ds['label']), pred(texts), split_note(ds))
     return out
 
-def evaluate(model, task, splits=None, file=None, data_dir=None, max_eval=None, seed=0,
+def evaluate(model, task, splits=None, file=None, data_dir=None, max_eval=None, seed=0, data=None,
              results: dict | None = None) -> dict:  # reuse the output of `predict_splits` instead of predicting
     "The task's metrics of `model` on every dev split: `{split: {'n', 'accuracy', 'f1'?, 'note'?}}`."
-    results = results if results is not None else predict_splits(model, task, splits, file, data_dir, max_eval, seed)
+    results = results if results is not None else predict_splits(model, task, splits, file, data_dir, max_eval, seed, data)
     return {s: r.metrics(task) for s, r in results.items()}
 
 def main_score(metrics: dict, task) -> float:
@@ -160,19 +160,16 @@ def main_score(metrics: dict, task) -> float:
     m = next(iter(metrics.values())) if metrics and all(isinstance(v, dict) for v in metrics.values()) else metrics
     return float(m[spec.main_metric])
 
-# %% ../nbs/06_evaluation.ipynb #c018
+# %% ../nbs/06_evaluation.ipynb #c017
 def _module_of(obj):
     if isinstance(obj, (Predictor, Teacher)): obj = obj.model
     if not isinstance(obj, torch.nn.Module): raise UserError(f"{type(obj).__name__} has no torch model to measure")
     return obj
 
 def param_counts(model) -> dict:  # a torch module, Teacher or Predictor
-    "Parameters with and without embeddings (weights of any `nn.Embedding`)."
+    "Parameters with and without embeddings (weights of any `nn.Embedding`), by the student chapter's `count_params`."
     m = _module_of(model)
-    emb = {id(p) for e in m.modules() if isinstance(e, torch.nn.Embedding) for p in e.parameters(recurse=False)}
-    params = list(m.parameters())   # shared (tied) tensors appear once
-    total = sum(p.numel() for p in params)
-    return {'params': total, 'params_without_embeddings': total - sum(p.numel() for p in params if id(p) in emb)}
+    return {'params': count_params(m), 'params_without_embeddings': count_params(m, embeddings=False)}
 
 def size_on_disk(path) -> int:  # a model folder (or one file)
     "Total bytes of the files in `path`."
@@ -180,244 +177,14 @@ def size_on_disk(path) -> int:  # a model folder (or one file)
     if not p.exists(): raise UserError(f"{p} does not exist; pass a model folder")
     return p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob('*') if f.is_file())
 
-# %% ../nbs/06_evaluation.ipynb #c019
+# %% ../nbs/06_evaluation.ipynb #c018
 def model_size(model) -> dict:  # a model folder, or a loaded model / Teacher / Predictor
     "Parameters with and without embeddings, plus bytes on disk for a folder."
     if isinstance(model, (str, Path)):
         return {**param_counts(load_predictor(model, device='cpu')), 'disk_bytes': size_on_disk(model)}
     return param_counts(model)
 
-# %% ../nbs/06_evaluation.ipynb #c023
-BERT_SIZES = {
-    'bert-base': dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    'bert-large': dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-}
-BERT_VOCAB = 30522   # bert-base/large-uncased WordPiece vocabulary (BertConfig's default)
-
-def random_bert(size: str = 'bert-base',  # 'bert-base' or 'bert-large'
-                num_labels: int = 2,      # classes of the classification head
-                seed: int = 0,            # seed of the random weights
-                **overrides):             # any other `BertConfig` field, e.g. tiny sizes for tests
-    "A BERT classifier built from its config with random weights (nothing downloaded), in eval mode."
-    from transformers import BertConfig, BertForSequenceClassification
-    if size not in BERT_SIZES: raise UserError(f"unknown BERT size {size!r}; choose one of {', '.join(BERT_SIZES)}")
-    torch.manual_seed(seed)
-    return BertForSequenceClassification(BertConfig(num_labels=num_labels, **{**BERT_SIZES[size], **overrides})).eval()
-
-def bert_param_count(hidden_size: int, num_hidden_layers: int, intermediate_size: int,  # the config's sizes
-                     vocab_size: int = BERT_VOCAB, max_position_embeddings: int = 512, type_vocab_size: int = 2,
-                     num_labels: int = 2, embeddings: bool = True, **_) -> int:  # count the embedding tables?
-    "Parameters of `BertForSequenceClassification` by formula: embeddings, layers, pooler, classifier."
-    H, L, I = hidden_size, num_hidden_layers, intermediate_size
-    layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H   # attention, LN, FFN in and out, LN
-    rest = 2 * H + L * layer + (H * H + H) + (H * num_labels + num_labels)  # embedding LN, layers, pooler, head
-    return rest + (vocab_size + max_position_embeddings + type_vocab_size) * H * embeddings
-
-# %% ../nbs/06_evaluation.ipynb #c026
-@dataclass
-class Runner:
-    "A model ready to time: `prepare(texts)` builds inputs (untimed); `run(inputs)` is one forward pass (timed)."
-    name: str                # row name in the speed table
-    model: Any               # the torch module (for parameter counts)
-    prepare: Callable        # texts -> model inputs
-    run: Callable            # model inputs -> logits
-    note: str = ''           # e.g. 'random weights'
-
-def _split_pairs(texts):
-    return [list(c) for c in zip(*texts)] if texts and isinstance(texts[0], (tuple, list)) else [list(texts)]
-
-def hf_runner(name: str, model, tokenizer, max_length: int = 128, note: str = '') -> Runner:
-    "A `Runner` for a 🤗 sequence classifier and its tokenizer."
-    dev = next(model.parameters()).device
-    def prepare(texts):
-        enc = tokenizer(*_split_pairs(texts), padding=True, truncation=True, max_length=max_length, return_tensors='pt')
-        return {k: v.to(dev) for k, v in enc.items()}
-    return Runner(name, model, prepare, lambda x: model(**x).logits, note)
-
-def student_runner(name: str, model: StudentBase, note: str = '') -> Runner:
-    "A `Runner` for a BiLSTM student (its own `Vocab` encodes the texts)."
-    if model.vocab is None: raise UserError("the student has no Vocab; load it with load_student(dir)")
-    dev = next(model.parameters()).device
-    prepare = lambda texts: tuple(t.to(dev) for t in encode_student(model.vocab, texts).batch(range(len(texts))))
-    return Runner(name, model.eval(), prepare, lambda x: model(*x), note)
-
-def as_runner(name: str, obj, tokenizer=None) -> Runner:  # a Runner, Teacher, student, Predictor or 🤗 model (+ tokenizer)
-    "Make `obj` timeable."
-    if isinstance(obj, Runner): return obj
-    if isinstance(obj, Predictor): obj = obj.model
-    if isinstance(obj, Teacher): return hf_runner(name, obj.model.eval(), obj.tokenizer, obj.max_length)
-    if isinstance(obj, StudentBase): return student_runner(name, obj)
-    if isinstance(obj, torch.nn.Module) and tokenizer is not None: return hf_runner(name, obj.eval(), tokenizer)
-    raise UserError(f"cannot time {name!r} ({type(obj).__name__}); pass a Teacher, a student, or a 🤗 model with its tokenizer")
-
-# %% ../nbs/06_evaluation.ipynb #c028
-def _batches(texts, bs, n):
-    "n batches of bs texts, consecutive, cycling through `texts`."
-    k = len(texts)
-    return [[texts[(i * bs + j) % k] for j in range(bs)] for i in range(n)]
-
-def _timed(run, inputs, budget_s):
-    "Seconds of each call of `run` over `inputs`; no call starts that the last one predicts would pass `budget_s`."
-    out, start = [], time.perf_counter()
-    with torch.inference_mode():
-        for x in inputs:
-            t = time.perf_counter(); run(x)
-            if torch.cuda.is_available(): torch.cuda.synchronize()
-            out.append(time.perf_counter() - t)
-            if time.perf_counter() - start + out[-1] > budget_s: break
-    return out
-
-def measure_speed(runner: Runner,              # the model to time
-                  texts,                       # fixed inputs (strings or pairs)
-                  batch_sizes=(64, 512),       # throughput batch sizes
-                  latency_calls: int = 20,     # single-sentence calls for the latency median
-                  max_batches: int = 3,        # batches per throughput measurement
-                  budget_s: float = 30.0) -> dict:  # seconds per measurement; predicted-longer batches are skipped
-    "Latency (ms, batch 1) and throughput (sentences/s) per batch size of one model."
-    texts = list(texts)
-    if not texts: raise UserError("no texts to time; pass some sentences")
-    row = {'model': runner.name, 'latency_ms': None, **{f'throughput_{b}': None for b in batch_sizes}, 'skipped': ''}
-    _timed(runner.run, [runner.prepare(texts[:1])], budget_s)                     # warm-up, untimed
-    lat = _timed(runner.run, [runner.prepare(x) for x in _batches(texts, 1, latency_calls)], budget_s)
-    row['latency_ms'] = 1000 * statistics.median(lat)
-    per_sentence, skipped = statistics.median(lat), []
-    for b in sorted(batch_sizes):
-        if per_sentence * b > budget_s:   # predicted from the last measurement, assuming no further batching gain
-            skipped.append(f"batch {b}: predicted {per_sentence * b:.0f} s > budget {budget_s:g} s"); continue
-        ts = _timed(runner.run, [runner.prepare(x) for x in _batches(texts, b, max_batches)], budget_s)
-        row[f'throughput_{b}'] = b * len(ts) / sum(ts)
-        per_sentence = sum(ts) / (b * len(ts))
-    row['skipped'] = '; '.join(skipped)
-    return row
-
-# %% ../nbs/06_evaluation.ipynb #c030
-def speed_table(models: dict,                 # name -> Runner / Teacher / student / (🤗 model, tokenizer)
-                texts,                        # fixed inputs, e.g. `bench_texts()`
-                reference: str | None = None, # row the ratios divide by (default: the first)
-                batch_sizes=(64, 512), latency_calls: int = 20, max_batches: int = 3, budget_s: float = 30.0,
-                num_threads: int | None = None,  # torch CPU threads while timing (default: leave as is)
-                progress: bool = False) -> list[dict]:  # print each model as it is timed
-    "Size and speed of each model with ratios to the reference: a list of row dicts (None = not measured)."
-    runners = [as_runner(n, *(m if isinstance(m, tuple) else (m,))) for n, m in models.items()]
-    reference = reference or runners[0].name
-    if reference not in models: raise UserError(f"reference {reference!r} is not one of {', '.join(models)}")
-    old = torch.get_num_threads()
-    if num_threads: torch.set_num_threads(num_threads)
-    rows = []
-    try:
-        for r in runners:
-            if progress: print(f'timing {r.name} ...', flush=True)
-            row = measure_speed(r, texts, batch_sizes, latency_calls, max_batches, budget_s)
-            dev = next(r.model.parameters()).device
-            rows.append({'model': r.name, **param_counts(r.model), **row, 'note': r.note,
-                         'device': str(dev), 'threads': torch.get_num_threads() if dev.type == 'cpu' else None})
-    finally: torch.set_num_threads(old)
-    ref = next(r for r in rows if r['model'] == reference)
-    div = lambda a, b: None if a is None or b is None or b == 0 else a / b
-    for r in rows:
-        r['params_ratio'] = div(r['params'], ref['params'])
-        r['latency_ratio'] = div(r['latency_ms'], ref['latency_ms'])
-        for b in batch_sizes: r[f'time_ratio_{b}'] = div(ref[f'throughput_{b}'], r[f'throughput_{b}'])
-    return rows
-
-# %% ../nbs/06_evaluation.ipynb #c034
-def bench_texts(n: int = 1024,           # how many inputs (cycled if the split is shorter)
-                task='sst2',             # task whose dev split gives the inputs
-                data_dir=None) -> list:  # local GLUE folder
-    "Fixed benchmark inputs: the task's first dev sentences (or pairs) in file order."
-    spec = get_task(task)
-    texts = texts_of(load_task(spec, data_dir, max_train=1, verbose=False)[spec.eval_splits[0]])
-    return [texts[i % len(texts)] for i in range(n)]
-
-def _paper_student(texts, seed=0):
-    "An untrained student of the paper's SST-2 size, with a vocabulary built from `texts`."
-    vocab = Vocab.build([tokenize(t) for x in texts for t in (x if isinstance(x, (tuple, list)) else (x,))])
-    pair = bool(texts) and isinstance(texts[0], (tuple, list))
-    torch.manual_seed(seed)
-    return build_student(StudentConfig(vocab_size=len(vocab), embed_dim=300, hidden=150, fc=200, pair=pair), vocab=vocab)
-
-def speed_models(student=None,            # student folder or model; None: untrained paper-size student
-                 teacher=None,            # teacher folder or Teacher; None: packaged MiniLM (untrained head)
-                 texts=None,              # inputs (to build the untrained student's vocabulary)
-                 berts=('bert-base', 'bert-large'),  # BERT architectures to add, random weights
-                 device: str | None = None) -> dict:
-    "The Table 2 line-up as `{name: Runner}`: student, teacher, BERT-base, BERT-large."
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if student is None: s, snote = _paper_student(texts or bench_texts()), 'untrained, paper SST-2 size'
-    else:
-        s = load_student(student) if isinstance(student, (str, Path)) else as_predictor(student).model
-        snote = str(student) if isinstance(student, (str, Path)) else ''
-    if teacher is None: t, tnote = load_teacher(None, task='sst2', device=device), 'packaged MiniLM, untrained head'
-    elif isinstance(teacher, Teacher): t, tnote = teacher, teacher.path or ''
-    else: t, tnote = load_teacher(teacher, device=device), str(teacher)
-    out = {'student': student_runner('student', s.to(device), snote),
-           'teacher': hf_runner('teacher', t.model, t.tokenizer, t.max_length, tnote)}
-    if berts:   # WordPieces for the BERTs: the teacher's own when they fit BERT's vocabulary, else the packaged MiniLM's
-        tok = t.tokenizer if len(t.tokenizer) <= BERT_VOCAB else None
-        if tok is None:
-            from transformers import AutoTokenizer
-            tok = AutoTokenizer.from_pretrained(str(default_teacher_path()))
-        for b in berts: out[b] = hf_runner(b, random_bert(b, num_labels=t.num_labels).to(device), tok, note='random weights')
-    return out
-
-def bench_speed(student=None, teacher=None,   # folders (None: stand-ins, see `speed_models`)
-                task=None,                    # task whose dev inputs are timed (pairs for pair tasks); None: the student's, else sst2
-                quick: bool = False,          # small budgets: seconds, not minutes; big batches get skipped
-                data_dir=None,                # local GLUE folder for the SST-2 dev inputs
-                num_threads: int | None = 1,  # torch CPU threads while timing; 1 is steadiest on a shared machine
-                progress: bool = False,
-                **budget_overrides) -> list[dict]:  # latency_calls, max_batches, budget_s: override the preset
-    "Speed table of student, teacher, BERT-base and BERT-large on the task's dev inputs (SST-2 sentences by default)."
-    if task is None:
-        task = (load_student(student).task if isinstance(student, (str, Path)) else getattr(student, 'task', None)) or 'sst2'
-    texts = bench_texts(1024, task, data_dir)
-    budget = dict(latency_calls=5, max_batches=1, budget_s=8.0) if quick else dict(latency_calls=20, max_batches=2, budget_s=400.0)
-    return speed_table(speed_models(student, teacher, texts), texts, 'student', (64, 512), num_threads=num_threads,
-                       progress=progress, **{**budget, **budget_overrides})
-
-# %% ../nbs/06_evaluation.ipynb #c036
-PAPER = 'Tang et al. 2019 (arXiv 1903.12136)'
-PAPER_TABLE1 = [   # SST-2 accuracy in % (Table 1); QQP/MNLI rows omitted: not verified here
-    dict(task='sst2', model='BERT-large', metric='accuracy', value=94.9, verified=False),
-    dict(task='sst2', model='BiLSTM_SOFT (distilled)', metric='accuracy', value=90.7, verified=True),
-    dict(task='sst2', model='BiLSTM (no KD)', metric='accuracy', value=86.7, verified=False),
-]
-PAPER_TABLE2 = [   # parameters (millions) and SST-2 inference time (seconds) (Table 2)
-    dict(model='BERT-large', params_m=335.0, inference_s=1060.48, verified=False),
-    dict(model='ELMo', params_m=93.6, inference_s=36.71, verified=False),
-    dict(model='BiLSTM_SOFT', params_m=2.62, inference_s=2.35, verified=False),
-]
-
-# %% ../nbs/06_evaluation.ipynb #c038
-def table2(rows: list[dict]) -> list[dict]:  # output of `speed_table` / `bench_speed`
-    "The paper's Table 2 and ours: params (M), params ratio and time ratio to the student."
-    s = next(r for r in PAPER_TABLE2 if r['model'] == 'BiLSTM_SOFT')
-    out = [dict(source='paper', model=r['model'], params_m=r['params_m'], params_ratio=r['params_m'] / s['params_m'],
-                time_ratio=r['inference_s'] / s['inference_s'], measured_at='paper: SST-2 inference time',
-                verified=r['verified']) for r in PAPER_TABLE2]
-    for r in rows:
-        keys = sorted((int(k.rsplit('_', 1)[1]) for k in r if k.startswith('time_ratio_') and r[k] is not None), reverse=True)
-        k, at = (f'time_ratio_{keys[0]}', f'batch {keys[0]}') if keys else ('latency_ratio', 'batch 1')
-        out.append(dict(source='ours', model=r['model'], params_m=r['params'] / 1e6, params_ratio=r['params_ratio'],
-                        time_ratio=r[k], measured_at=at, verified=True))
-    return out
-
-def table1(task, ours: dict) -> list[dict]:  # {model name: score in [0, 1] or %, e.g. from `main_score`}
-    "The paper's Table 1 rows for `task` beside our scores (percent)."
-    spec = get_task(task)
-    rows = [dict(source='paper', model=r['model'], metric=r['metric'], value=r['value'], verified=r['verified'])
-            for r in PAPER_TABLE1 if r['task'] == spec.name]
-    pct = lambda v: None if v is None else float(v) * (100 if float(v) <= 1 else 1)
-    return rows + [dict(source='ours', model=m, metric=spec.main_metric, value=pct(v), verified=True) for m, v in ours.items()]
-
-def paper_points() -> list[dict]:
-    "The paper's SST-2 models as points for `plot_tradeoff`: Table 1 accuracy, Table 2 parameters and time ratio."
-    acc = {r['model'].split(' ')[0]: r['value'] for r in PAPER_TABLE1 if r['task'] == 'sst2'}
-    s = next(r for r in PAPER_TABLE2 if r['model'] == 'BiLSTM_SOFT')
-    return [dict(model=r['model'], source='paper', params=r['params_m'] * 1e6, accuracy=acc[r['model']],
-                 latency_ratio=r['inference_s'] / s['inference_s']) for r in PAPER_TABLE2 if r['model'] in acc]
-
-# %% ../nbs/06_evaluation.ipynb #c041
+# %% ../nbs/06_evaluation.ipynb #c020
 OUTCOMES = ('both right', 'teacher right, student wrong', 'student right, teacher wrong', 'both wrong')
 
 def _preds(x): x = np.asarray(x); return x.argmax(-1) if x.ndim == 2 else x
@@ -439,13 +206,13 @@ def compare(labels, teacher, student) -> dict:
     return {'teacher_accuracy': float((t == y).mean()), 'student_accuracy': float((s == y).mean()),
             'agreement': agreement(t, s), **{o: int(c) for o, c in zip(OUTCOMES, counts)}}
 
-# %% ../nbs/06_evaluation.ipynb #c044
+# %% ../nbs/06_evaluation.ipynb #c023
 def centered_logits(probs) -> np.ndarray:  # float [N, C] probabilities
     "Logits minus their row mean, recovered from probabilities (softmax is shift-invariant)."
     lp = np.log(np.clip(np.asarray(probs, np.float64), 1e-30, None))
     return lp - lp.mean(-1, keepdims=True)
 
-# %% ../nbs/06_evaluation.ipynb #c047
+# %% ../nbs/06_evaluation.ipynb #c026
 def plot_logit_scatter(teacher_probs, student_probs,  # float [N, C] each, same rows
                        labels=None,                     # gold ids [N] (colours), optional
                        label_names=None, title: str = 'Teacher vs student logits (dev)'):
@@ -500,250 +267,7 @@ def plot_agreement(labels, teacher, student,   # gold ids; teacher and student p
                       template='plotly_white', width=700, height=400)
     return fig
 
-def plot_tradeoff(points: list[dict],  # dicts with model, params, accuracy (0-1 or %), latency_ratio, source ('ours'/'paper')
-                  title: str = 'Accuracy vs parameters vs latency'):
-    "Bubble chart: x parameters (log), y accuracy, bubble area ∝ latency ratio to the student."
-    import plotly.graph_objects as go
-    fig = go.Figure()
-    pts = [p for p in points if p.get('accuracy') is not None and p.get('params')]
-    big = max([p.get('latency_ratio') or 1 for p in pts] + [1])
-    for src, sym in (('ours', 'circle'), ('paper', 'diamond-open')):
-        ps = [p for p in pts if p.get('source', 'ours') == src]
-        if not ps: continue
-        acc = [p['accuracy'] * (100 if p['accuracy'] <= 1 else 1) for p in ps]
-        lr = [p.get('latency_ratio') or 1 for p in ps]
-        fig.add_trace(go.Scatter(
-            x=[p['params'] for p in ps], y=acc, mode='markers+text', name=src, text=[p['model'] for p in ps],
-            textposition='top center', customdata=lr, cliponaxis=False, hovertemplate='%{text}: %{y:.1f}%, %{x:.3s} params, %{customdata:.1f}× latency',
-            marker=dict(symbol=sym, size=lr, sizemode='area', sizeref=2 * big / 60 ** 2, sizemin=6, line=dict(width=1))))
-    fig.update_layout(title=title, xaxis_type='log', xaxis_title='parameters', yaxis_title='accuracy (%)',
-                      template='plotly_white', width=700, height=480, margin=dict(t=80))
-    return fig
-
-def plot_speed(rows: list[dict], title: str = 'Time per sentence relative to the student'):  # `speed_table` rows
-    "Grouped bars (log scale): latency ratio and time ratio per batch size, per model."
-    import plotly.graph_objects as go
-    keys = ['latency_ratio'] + sorted((k for k in rows[0] if k.startswith('time_ratio_')), key=lambda k: int(k.rsplit('_', 1)[1]))
-    fig = go.Figure([go.Bar(name='batch 1' if k == 'latency_ratio' else f"batch {k.rsplit('_', 1)[1]}",
-                            x=[r['model'] for r in rows], y=[r.get(k) for r in rows],
-                            text=[None if r.get(k) is None else f"{r[k]:.1f}×" for r in rows]) for k in keys])
-    fig.update_layout(title=title, barmode='group', yaxis_type='log', yaxis_title='× student time per sentence',
-                      template='plotly_white', width=700, height=420)
-    return fig
-
-# %% ../nbs/06_evaluation.ipynb #c064
-def unk_words(vocab, text) -> list:  # the student's `Vocab`; a sentence
-    "Words of `text` the student reads as `<unk>` (in order, without repeats)."
-    seen = []
-    for w in tokenize(text):
-        if w not in vocab and w not in seen: seen.append(w)
-    return seen
-
-def _display_data(fig) -> dict:
-    "An Output-widget entry showing `fig` with plotly's current renderer (works without a kernel too)."
-    data = dict(fig._repr_mimebundle_() or {})
-    data.setdefault('text/html', fig.to_html(include_plotlyjs='cdn', full_html=False))
-    data['text/plain'] = f'<plotly figure: {fig.layout.title.text}>'
-    return {'output_type': 'display_data', 'data': data, 'metadata': {}}
-
-class Explorer:
-    "Teacher-vs-student explorer: type a sentence (or pair) and page through dev sentences by outcome."
-    def __init__(self, teacher, student,     # callables texts -> probabilities [N, C] (e.g. `Predictor`s)
-                 label_names,                # class names
-                 vocab=None,                 # the student's Vocab (for `<unk>` words); default: `student.vocab`
-                 texts=None, labels=None,    # dev inputs and gold ids for the pager (optional)
-                 teacher_probs=None, student_probs=None,  # their dev probabilities (computed when missing)
-                 pair: bool | None = None,   # sentence pairs? default: from the dev texts
-                 page_size: int = 5,         # rows per page
-                 example: str | tuple | None = None):  # sentence shown first
-        import ipywidgets as W
-        if texts is not None and (labels is None or len(labels) != len(texts)):
-            raise UserError("the pager needs one gold label per dev text; pass labels=... of the same length as texts")
-        self.teacher, self.student, self.label_names = teacher, student, tuple(label_names)
-        self.vocab = vocab if vocab is not None else getattr(student, 'vocab', None)
-        self.texts, self.labels = list(texts or []), None if labels is None else np.asarray(labels)
-        self.pair = bool(self.texts) and isinstance(self.texts[0], (tuple, list)) if pair is None else pair
-        if self.texts:
-            self.tp = np.asarray(teacher(self.texts) if teacher_probs is None else teacher_probs)
-            self.sp = np.asarray(student(self.texts) if student_probs is None else student_probs)
-            self.outcome_of = outcomes(self.labels, self.tp, self.sp)
-        self.page_size, self.page, self.fig = page_size, 0, None
-        self.text = W.Text(description='Sentence', placeholder='Type a sentence and press Enter',
-                           continuous_update=False, layout=W.Layout(width='95%'))
-        self.text_b = W.Text(description='Sentence B', placeholder='Type the second sentence and press Enter',
-                             continuous_update=False, layout=W.Layout(width='95%'))
-        self.bars, self.unk = W.Output(), W.HTML()
-        opts = [(f'{o} ({int((self.outcome_of == i).sum())})', o) for i, o in enumerate(OUTCOMES)] if self.texts else []
-        self.outcome = W.Dropdown(options=opts + [(f'all ({len(self.texts)})', 'all')], value=OUTCOMES[1] if self.texts else 'all',
-                                  description='Outcome', layout=W.Layout(width='360px'))
-        self.prev, self.next = W.Button(description='◀ previous'), W.Button(description='next ▶')
-        self.page_label, self.table = W.Label(), W.HTML()
-        for w in (self.text, self.text_b): w.observe(lambda ch: self.show(), names='value')
-        self.outcome.observe(lambda ch: self.goto(0), names='value')
-        self.prev.on_click(lambda b: self.goto(self.page - 1)); self.next.on_click(lambda b: self.goto(self.page + 1))
-        inputs = [self.text, self.text_b] if self.pair else [self.text]
-        pager = [W.HTML('<b>Dev sentences by outcome</b>'), W.HBox([self.outcome, self.prev, self.next, self.page_label]), self.table]
-        self.widget = W.VBox(inputs + [self.bars, self.unk] + (pager if self.texts else []))
-        if example is not None:
-            a, b = example if isinstance(example, (tuple, list)) else (example, '')
-            self.text_b.value = b; self.text.value = a
-        if self.texts: self.goto(0)
-
-    def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
-
-    def _input(self):
-        a = self.text.value.strip()
-        return (a, self.text_b.value.strip()) if self.pair else a
-
-    def show(self):
-        "Predict the typed input with both models and render the bars and the `<unk>` words."
-        x = self._input()
-        if not (x[0] if self.pair else x):
-            self.bars.outputs, self.unk.value, self.fig = (), '', None; return
-        pt, ps = np.asarray(self.teacher([x]))[0], np.asarray(self.student([x]))[0]
-        self.fig = self._bar(pt, ps)
-        self.bars.outputs = (_display_data(self.fig),)
-        if self.vocab is not None:
-            words = [w for t in (x if self.pair else (x,)) for w in unk_words(self.vocab, t)]
-            self.unk.value = ('<b>student saw as &lt;unk&gt;:</b> ' + ', '.join(f'<code>{html.escape(w)}</code>' for w in words)
-                              if words else '<b>student saw as &lt;unk&gt;:</b> none (every word is in its vocabulary)')
-
-    def _bar(self, pt, ps):
-        import plotly.graph_objects as go
-        n = list(self.label_names)
-        fig = go.Figure([go.Bar(name=f'teacher: {n[int(pt.argmax())]}', x=n, y=pt, text=[f'{v:.2f}' for v in pt]),
-                         go.Bar(name=f'student: {n[int(ps.argmax())]}', x=n, y=ps, text=[f'{v:.2f}' for v in ps])])
-        fig.update_layout(barmode='group', yaxis_range=[0, 1], yaxis_title='probability', template='plotly_white',
-                          title='Class probabilities', width=560, height=320, margin=dict(t=40, b=30))
-        return fig
-
-    def rows(self) -> np.ndarray:
-        "Dev row indices of the selected outcome."
-        if not self.texts: return np.zeros(0, int)
-        o = self.outcome.value
-        return np.arange(len(self.texts)) if o == 'all' else np.flatnonzero(self.outcome_of == OUTCOMES.index(o))
-
-    def goto(self, page: int):
-        "Show page `page` (clipped to the valid range) of the selected outcome."
-        idx = self.rows()
-        n_pages = max(1, -(-len(idx) // self.page_size))
-        self.page = int(min(max(page, 0), n_pages - 1))
-        sel = idx[self.page * self.page_size:(self.page + 1) * self.page_size]
-        self.page_label.value = f'page {self.page + 1} of {n_pages} ({len(idx)} sentences)'
-        n, esc = self.label_names, lambda t: html.escape(' ||| '.join(t) if isinstance(t, (tuple, list)) else t)
-        cell = lambda p: f'{n[int(p.argmax())]} ({p.max():.2f})'
-        nw = '<td style="white-space:nowrap">'
-        body = ''.join(f'<tr><td>{i}</td><td style="text-align:left">{esc(self.texts[i])}</td>{nw}{n[self.labels[i]]}</td>'
-                       f'{nw}{cell(self.tp[i])}</td>{nw}{cell(self.sp[i])}</td></tr>' for i in sel)
-        self.table.value = ('<table><tr><th>#</th><th>sentence</th><th>gold</th><th>teacher</th><th>student</th></tr>'
-                            + (body or '<tr><td colspan="5">no sentences with this outcome</td></tr>') + '</table>')
-
-def explore(teacher, student,           # folders, loaded models or Predictors
-            task='sst2', data_dir=None,  # dev split for the pager
-            max_eval: int | None = None, example=None) -> Explorer:
-    "Build an `Explorer` for two models on the task's first dev split."
-    spec = get_task(task)
-    t, s = as_predictor(teacher, 'teacher', spec), as_predictor(student, 'student', spec)
-    r = next(iter(predict_splits(t, spec, data_dir=data_dir, max_eval=max_eval).values()))
-    return Explorer(t, s, spec.label_names, s.vocab, r.texts, r.labels, r.probs, s(r.texts), spec.pair, example=example)
-
-# %% ../nbs/06_evaluation.ipynb #c070
-def _metrics_block(d):
-    "Flat metrics of the first split from a teacher/student/baseline entry (flat, per split, or under 'metrics')."
-    if not isinstance(d, dict): return {}
-    d = d.get('metrics', d) if isinstance(d.get('metrics'), dict) else d
-    splits = {k: v for k, v in d.items() if isinstance(v, dict)}
-    return next(iter(splits.values())) if splits else {k: v for k, v in d.items() if isinstance(v, (int, float))}
-
-def _fmt(v) -> str:
-    if v is None: return '–'
-    if isinstance(v, bool): return str(v)
-    if isinstance(v, int): return f'{v:,}'
-    if isinstance(v, float): return f'{v:,.4g}'
-    return html.escape(str(v))
-
-def _html_table(rows: list[dict], fmt=_fmt):
-    if not rows: return '<p>(none)</p>'
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    head = ''.join(f'<th>{html.escape(str(k))}</th>' for k in keys)
-    body = ''.join('<tr>' + ''.join(f'<td>{fmt(r.get(k))}</td>' for k in keys) + '</tr>' for r in rows)
-    return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{body}</table></div>'
-
-def report_figures(report: dict) -> list:
-    "The standard figures of a run report: speed ratios and the accuracy/params/latency trade-off."
-    figs, spec = [], get_task(report['task'])
-    speed = report.get('speed') or []
-    if speed: figs.append(plot_speed(speed))
-    by = {r['model']: r for r in speed}
-    pts = []
-    for n in ('teacher', 'student', 'baseline'):
-        m = _metrics_block(report.get(n))
-        ref = by.get(n) or (by.get('student') if n == 'baseline' else None)
-        params = (report.get(n) or {}).get('params') or (ref or {}).get('params')
-        if spec.main_metric in m and params:
-            pts.append(dict(model=n, source='ours', params=params, accuracy=m[spec.main_metric],
-                            latency_ratio=(ref or {}).get('latency_ratio')))
-    if spec.name == 'sst2': pts += paper_points()
-    if any(p['source'] == 'ours' for p in pts): figs.append(plot_tradeoff(pts))
-    return figs
-
-def report_html(report: dict,            # keys: task, preset, teacher, student, baseline, speed, stages, versions
-                path,                    # output .html file (written atomically)
-                figures=(),              # extra plotly figures to append (confusions, scatter, ...)
-                include_plotlyjs=True):  # True: embed plotly.js (works offline); 'cdn': small file, needs internet
-    "Write a standalone HTML page with the run's tables and plots; returns the path."
-    spec = get_task(report['task'])
-    quality = []
-    for n in ('teacher', 'student', 'baseline'):
-        m = _metrics_block(report.get(n))
-        if m: quality.append({'model': n, **{k: v for k, v in m.items() if k in ('n', *spec.metrics)}})
-    paper1 = [r for r in PAPER_TABLE1 if r['task'] == spec.name]
-    speed = report.get('speed') or []
-    stages = [{'stage': k, 'seconds': v} for k, v in (report.get('stages') or {}).items()]
-    versions = [{'package': k, 'version': v} for k, v in (report.get('versions') or {}).items()]
-    figs = [*report_figures(report), *figures]
-    plots = ''.join(f.to_html(full_html=False, include_plotlyjs=include_plotlyjs if i == 0 else False) for i, f in enumerate(figs))
-    title = f"bilstm_kd run: {spec.name}, preset {report.get('preset', '?')}"
-    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<h2>Quality on dev (ours)</h2>{_html_table(quality)}
-<h2>The paper's Table 1 ({html.escape(PAPER)}; in %, 'verified' = checked against a public copy)</h2>{_html_table(paper1)}
-<h2>Speed and size (measured here, one process)</h2>{_html_table(speed)}
-<h2>Table 2 beside ours</h2>{_html_table(table2(speed)) if speed else '<p>(no speed rows)</p>'}
-<h2>Plots</h2>{plots}
-<h2>Stages (seconds)</h2>{_html_table(stages)}
-<h2>Versions</h2>{_html_table(versions)}
-</body></html>"""
-    path = Path(path)
-    with atomic_path(path) as tmp: Path(tmp).write_text(page, encoding='utf-8')
-    return path
-
-# %% ../nbs/06_evaluation.ipynb #c073
-def format_rows(rows: list[dict], keys=None) -> str:
-    "A plain fixed-width text table of row dicts."
-    keys = keys or list(dict.fromkeys(k for r in rows for k in r))
-    f = lambda v: '-' if v is None else f'{v:,.3g}' if isinstance(v, float) and abs(v) < 1e4 else f'{v:,.0f}' if isinstance(v, (int, float)) else str(v)
-    cells = [[str(k) for k in keys]] + [[f(r.get(k)) for k in keys] for r in rows]
-    w = [max(len(c[i]) for c in cells) for i in range(len(keys))]
-    return '\n'.join('  '.join(c.rjust(w[i]) for i, c in enumerate(line)) for line in cells)
-
-_BENCH_COLS = ['model', 'params', 'params_without_embeddings', 'latency_ms', 'throughput_64', 'throughput_512',
-               'params_ratio', 'latency_ratio', 'time_ratio_64', 'time_ratio_512']
-
-def _cli_bench(args) -> int:
-    for p in (args.student, args.teacher):
-        if p is not None and not Path(p).is_dir(): raise UserError(f"model folder {p} does not exist; pass the --out folder of `bilstm-kd teacher` or `distill`")
-    rows = bench_speed(args.student, args.teacher, quick=args.quick, data_dir=args.data_dir, num_threads=args.threads,
-                       progress=not args.json)
-    if args.json: print(json.dumps(rows))
-    else:
-        print(format_rows(rows, _BENCH_COLS))
-        for r in rows:
-            if r['skipped'] or r['note']: print(f"{r['model']}: {'; '.join(x for x in (r['note'], r['skipped']) if x)}")
-    return 0
-
+# %% ../nbs/06_evaluation.ipynb #c037
 def evaluate_folder(path,                    # a teacher or student folder written by bilstm-kd
                     task,                    # the task it was trained for
                     split: str | None = None,  # dev split (default: the task's first, e.g. 'validation')
@@ -763,67 +287,16 @@ def _cli_evaluate(args) -> int:
     print(json.dumps(r) if args.json else ' '.join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
     return 0
 
-def add_cli(sub):
-    "Register `bilstm-kd evaluate` and `bilstm-kd bench-speed` on argparse subparsers `sub`."
-    from bilstm_kd.data import add_data_args
+@cli_part
+def _cli(sub):
+    "Register `bilstm-kd evaluate` on argparse subparsers `sub`."
     e = sub.add_parser('evaluate', help='score a teacher or student folder on dev or a GLUE TSV')
     e.add_argument('--model', required=True, help='teacher or student folder')
     add_data_args(e)
     g = e.add_mutually_exclusive_group()
-    g.add_argument('--split', default=None, help="dev split (default: the task's first, e.g. validation)")
+    g.add_argument('--split', default=None, help="a split of the task, scored whole (default: the task's first dev split)")
     g.add_argument('--file', default=None, help='a GLUE-layout TSV of the task')
-    e.add_argument('--batch-size', type=int, default=64)
+    e.add_argument('--batch-size', type=int, default=64, help='sentences per forward pass')
     e.add_argument('--json', action='store_true', help='print {"task", "n", "accuracy", "f1"?} as JSON')
     e.set_defaults(func=_cli_evaluate)
-    p = sub.add_parser('bench-speed', help='time student, teacher, BERT-base and BERT-large (Table 2)')
-    p.add_argument('--student', default=None, help='student folder (default: untrained paper-size student)')
-    p.add_argument('--teacher', default=None, help='teacher folder (default: packaged MiniLM)')
-    p.add_argument('--quick', action='store_true', help='8-second budgets; big batches of big models are skipped')
-    p.add_argument('--data-dir', default=None, help='local GLUE folder for the SST-2 dev inputs')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads while timing (default 1: steadiest on a shared CPU)')
-    p.add_argument('--json', action='store_true', help='print the rows as JSON')
-    p.set_defaults(func=_cli_bench)
     return sub
-
-# %% ../nbs/06_evaluation.ipynb #c076
-def check_latency_ratio(answer: float,          # your guess: BERT-large's batch-1 time / the student's
-                        rows: list[dict],       # the measured `speed_table` / `bench_speed` rows
-                        model: str = 'bert-large', tolerance: float = 2.0) -> str:  # accepted factor either way
-    "Exercise 1: verdict on a guess of a model's batch-1 latency ratio to the student."
-    r = next((r for r in rows if r['model'] == model), None)
-    if r is None or r.get('latency_ratio') is None: return f"No measured batch-1 latency for {model!r} in these rows; run bench_speed first."
-    truth = r['latency_ratio']
-    if answer <= 0: return "A ratio of times is positive; guess how many times slower, e.g. 50."
-    f = max(answer / truth, truth / answer)
-    if f <= tolerance: return f"Close enough: measured {truth:.0f}×, you said {answer:g}× (within {tolerance:g}×)."
-    return (f"Not quite: measured {truth:.0f}×, you said {answer:g}× ({f:.1f}× {'too high' if answer > truth else 'too low'}). "
-            "At batch 1 neither model can fill the CPU's vector units, so fixed per-call costs matter more than FLOPs; "
-            "compare latency_ratio with time_ratio_64.")
-
-# %% ../nbs/06_evaluation.ipynb #c079
-def check_expected_agreement(answer: float,   # your expected agreement rate, 0..1
-                             acc_a: float, acc_b: float,  # the two models' accuracies, 0..1
-                             num_labels: int = 2, measured: float | None = None) -> str:  # optional measured agreement
-    "Exercise 2: verdict on the agreement rate two models with independent errors would have."
-    want = acc_a * acc_b + (1 - acc_a) * (1 - acc_b) / (num_labels - 1)
-    tail = '' if measured is None else (f" Measured: {measured:.3f}, {'above' if measured > want else 'not above'} chance "
-                                        f"by {measured - want:+.3f}.")
-    if abs(answer - want) <= 0.005: return f"Correct: {want:.3f} = a·b + (1−a)(1−b)/(C−1).{tail}"
-    if abs(answer - acc_a * acc_b) <= 0.005:
-        return f"Not quite: {answer:.3f} counts only 'both right'. Two models also agree when both are wrong the same way. Expected {want:.3f}."
-    if abs(answer - min(acc_a, acc_b)) <= 0.005: return "Not quite: that is the best case (errors nested), not independence."
-    return f"Not quite: expected {want:.3f}. Add P(both right) and P(both wrong and the same wrong class)."
-
-# %% ../nbs/06_evaluation.ipynb #c082
-def check_bert_params(answer: int, size: str = 'bert-base', num_labels: int = 2) -> str:  # your count without embeddings
-    "Exercise 3: verdict on a hand count of BERT's parameters without embeddings."
-    cfg = BERT_SIZES[size]
-    H, L, I = cfg['hidden_size'], cfg['num_hidden_layers'], cfg['intermediate_size']
-    want = bert_param_count(**cfg, num_labels=num_labels, embeddings=False)
-    layers = L * (4 * (H * H + H) + 2 * H + 2 * H * I + I + H + 2 * H)
-    if answer == want: return f"Correct: {want:,} ({layers:,} in the {L} layers, the rest in the LayerNorm, pooler and head)."
-    hints = {layers: "that is the encoder layers only; add the embedding LayerNorm (2H), the pooler (H² + H) and the head (H·C + C)",
-             want - L * (4 * H + I + H): "you left out the biases of the linear layers",
-             want - L * 4 * H: "you left out the two LayerNorms of each layer (2H each)",
-             bert_param_count(**cfg, num_labels=num_labels): "that includes the embedding tables; subtract (vocab + positions + types) × H"}
-    return f"Not quite: expected {want:,}, got {answer:,}. " + hints.get(answer, "Per layer: 4(H²+H) + 2·H·I + I + H + 4H.")

@@ -1,4 +1,4 @@
-"""One command runs the paper's experiment: teacher → augment → label → distill → no-KD baseline → evaluate → report. Every stage is cached and resumable.
+"""One command runs the paper's experiment: teacher → augment → label → distill → no-KD baseline → evaluate → report. The stages are declared once, keyed by the content of what they read, cached, resumable, and one run holds its folder at a time.
 
 Docs: https://bilstm-kd.github.io/bilstm_kd/pipeline.html.md"""
 
@@ -6,62 +6,74 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/pipeline.html.md"""
 
 # %% ../nbs/07_pipeline.ipynb #c004
 from __future__ import annotations
-import argparse, dataclasses, importlib, json, os, platform, shutil, sys, time
-from dataclasses import dataclass, asdict, field
+import argparse, dataclasses, json, os, platform, shutil, sys, time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
-
-from .data import UserError, atomic_path, fingerprint, get_task, resolve_data_dir
+from .core import (cli_part, UserError, Config, RunLock, write_json, read_json, fingerprint, file_fingerprint,
+                            add_config_args, config_from_args, hub_offline, positive)
+from .data import TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args
+from .tokenization import vectors_id
+from .teacher import TeacherConfig, finetune_teacher
+from .labels import LabelConfig, LogitsCache
+from .augmentation import AugmentConfig
+from .transfer import build_transfer_set, save_transfer_set, label_transfer
+from .student import StudentConfig
+from .distillation import DistillConfig, distill
+from .speed import SpeedConfig
 
 # %% auto #0
-__all__ = ['PRESETS', 'Preset', 'get_preset', 'check_preset', 'Stages', 'stage_teacher', 'stage_augment', 'stage_label',
-           'stage_student', 'evaluate_run', 'stage_evaluate', 'build_report', 'run_pipeline', 'build_parser', 'add_cli',
-           'main', 'rerun_stages', 'check_rerun_stages', 'check_label_rate']
+__all__ = ['SECTIONS', 'PRESETS', 'STAGES', 'STAGE', 'Preset', 'get_preset', 'check_preset', 'Stage', 'Run', 'stage_teacher',
+           'stage_augment', 'stage_label', 'stage_distill', 'stage_baseline', 'evaluate_run', 'build_report',
+           'stage_report', 'preset_dict', 'Ledger', 'run_stage', 'run_pipeline', 'section_of', 'rerun_stages',
+           'preset_from_args', 'add_run_args']
 
 # %% ../nbs/07_pipeline.ipynb #c007
+SECTIONS = {'data': DataConfig, 'teacher': TeacherConfig, 'augment': AugmentConfig, 'label': LabelConfig,
+            'student': StudentConfig, 'distill': DistillConfig, 'speed': SpeedConfig}   # Preset field -> its chapter's config
+
 @dataclass(frozen=True)
 class Preset:
-    "Settings of one pipeline run; every field is passed on to a chapter's function."
+    "Settings of one pipeline run: each chapter's config, as the chapter defines it, with this preset's changes."
     name: str
-    teacher_model: str | None = None   # backbone folder or hub name; None: packaged all-MiniLM-L6-v2
-    teacher_epochs: float = 1.0        # teacher fine-tuning epochs
-    teacher_lr: float = 5e-5           # from the paper's grid {2,3,4,5}e-5
-    teacher_batch_size: int = 32
-    teacher_max_steps: int = -1        # cap on teacher steps (-1: all epochs)
-    teacher_eval_steps: float = 0.1    # evaluate and checkpoint every this fraction of training
-    max_train: int | None = None       # stratified subset of train (smoke)
-    max_eval: int | None = None        # subset of each dev split (smoke)
-    n_iter: int | None = None          # augmentation draws per example; None: paper's 20 single / 10 pairs
-    p_mask: float = 0.1
-    p_pos: float = 0.1
-    p_ng: float = 0.25
-    label_batch_size: int = 128        # teacher batch size for labelling
-    quantize: bool = False             # label with an int8 teacher (CPU)
-    loss: str = 'mse'                  # distillation loss: the paper's MSE on logits
-    alpha: float = 0.0                 # weight of CE in α·CE + (1−α)·L_distill
-    student_epochs: int = 10
-    baseline_epochs: int = 10
-    patience: int = 3
-    embed_mode: str = 'multichannel'
-    vectors: str | None = None         # word-vector file; None: packaged GloVe 6B 50-d
-    speed_quick: bool = True           # small timing budgets in the speed table (big batches may be skipped)
-    speed_budget_s: float | None = None  # seconds per timed measurement (None: the speed table's default)
-    needs_gpu: bool = False
-    needs_hub: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    speed: SpeedConfig = field(default_factory=lambda: SpeedConfig(quick=True))
+    needs_gpu: bool = False           # refuse to start without CUDA
+    needs_hub: bool = False           # refuse to start with HF_HUB_OFFLINE set
 
+    def baseline(self) -> DistillConfig:
+        "The no-KD twin's training: the distilled student's, with CE on gold labels (loss-only fields reset)."
+        return self.distill.replace(loss='ce', alpha=0.0, temperature=1.0, augmented_ce='teacher')
+
+    def with_seed(self, seed: int) -> 'Preset':
+        "Every training seed (teacher, augmentation, student) set to `seed`; the data split stays fixed."
+        return dataclasses.replace(self, **{s: getattr(self, s).replace(seed=seed) for s in ('teacher', 'augment', 'distill')})
+
+    def with_threads(self, threads: int | None) -> 'Preset':
+        "Every stage's CPU thread count set to `threads` (None: chosen per stage from the machine's load)."
+        return dataclasses.replace(self, **{s: getattr(self, s).replace(threads=threads) for s in ('teacher', 'label', 'distill')})
+
+# %% ../nbs/07_pipeline.ipynb #c008
 PRESETS = {
-    'smoke': Preset('smoke', max_train=160, max_eval=96, teacher_batch_size=16, teacher_max_steps=10,
-                    teacher_eval_steps=0.5, n_iter=2,
-                    student_epochs=2, baseline_epochs=2, patience=2),
-    'cpu': Preset('cpu', n_iter=4, student_epochs=10, baseline_epochs=10, speed_quick=False, speed_budget_s=60.0),
-    'paper': Preset('paper', teacher_model='bert-large-uncased', teacher_epochs=3, teacher_lr=2e-5, n_iter=None,
-                    student_epochs=30, baseline_epochs=30, patience=5, label_batch_size=256, speed_quick=False,
-                    needs_gpu=True, needs_hub=True),
+    'smoke': Preset('smoke', data=DataConfig(max_train=160, max_eval=96),
+                    teacher=TeacherConfig(batch_size=16, max_steps=10, eval_steps=0.5), augment=AugmentConfig(n_iter=2),
+                    distill=DistillConfig(epochs=2, patience=2)),
+    'mini': Preset('mini', data=DataConfig(max_train=2000), teacher=TeacherConfig(eval_steps=0.25),
+                   augment=AugmentConfig(n_iter=4), distill=DistillConfig(epochs=5, patience=2)),
+    'cpu': Preset('cpu', augment=AugmentConfig(n_iter=4), speed=SpeedConfig(budget_s=60.0)),
+    'paper': Preset('paper', teacher=TeacherConfig(model='bert-large-uncased', epochs=3, lr=(2e-5, 3e-5, 4e-5, 5e-5)),
+                    label=LabelConfig(batch_size=256), distill=DistillConfig(epochs=30, patience=5, vectors='glove-300d'),
+                    speed=SpeedConfig(), needs_gpu=True, needs_hub=True),
 }
 
 def get_preset(name: str | Preset) -> Preset:
-    "A preset by name (smoke, cpu, paper)."
+    "A preset by name (smoke, mini, cpu, paper)."
     if isinstance(name, Preset): return name
     if name not in PRESETS: raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
@@ -70,51 +82,90 @@ def check_preset(p: Preset):
     "Refuse a preset this machine cannot run, saying why."
     import torch
     if p.needs_gpu and not torch.cuda.is_available():
-        raise UserError(f"preset {p.name!r} fine-tunes {p.teacher_model} and needs a GPU; none is visible here "
+        raise UserError(f"preset {p.name!r} fine-tunes {p.teacher.model} and needs a GPU; none is visible here "
                         "(use --preset cpu on a CPU)")
-    if p.needs_hub and os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false'):
-        raise UserError(f"preset {p.name!r} downloads {p.teacher_model} from the Hugging Face hub, but HF_HUB_OFFLINE "
+    if p.needs_hub and hub_offline():
+        raise UserError(f"preset {p.name!r} downloads {p.teacher.model} from the Hugging Face hub, but HF_HUB_OFFLINE "
                         "is set; unset it (and have internet) or use --preset cpu")
 
-# %% ../nbs/07_pipeline.ipynb #c010
-class Stages:
-    "Runs named stages in `out`, skipping those whose key and output are already there; records their seconds."
-    def __init__(self, out, progress: bool = True):
-        self.out = Path(out).expanduser()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.file, self.progress = self.out/'stages.json', progress
-        try: self.records = json.loads(self.file.read_text())
-        except (OSError, json.JSONDecodeError): self.records = {}
-        self.ran = []
+# %% ../nbs/07_pipeline.ipynb #c012
+@dataclass(frozen=True)
+class Stage:
+    "One step of the experiment."
+    name: str             # the stage's name
+    reads: tuple          # 'data' and/or the stages whose outputs it reads
+    sections: tuple       # the preset sections that shape it (their settings are part of its key)
+    outputs: tuple        # what it writes, under the run folder
+    fn: Callable          # fn(run) -> a JSON-able summary of what it did
+    ignore: tuple = ()    # fields of those sections it does not use
+    vectors: bool = False  # its key includes the word vectors' identity
 
-    def _save(self):
-        with atomic_path(self.file) as tmp: tmp.write_text(json.dumps(self.records, indent=1))
+    def settings(self, p: 'Preset') -> dict:
+        "The settings that shape this stage: its sections' fields (threads and ignored fields left out)."
+        out = {s: {k: v for k, v in getattr(p, s).to_dict().items() if k not in ('threads', *self.ignore)} for s in self.sections}
+        if self.vectors: out['vectors'] = vectors_id(p.distill.vectors) if p.student.embed_mode != 'rand' else None
+        return out
 
-    def run(self, name, settings, fn, outputs=()):
-        "Run `fn()` (returns a JSON-able result) unless a record with the same key exists and `outputs` exist."
-        key = fingerprint(name, settings)
-        rec = self.records.get(name)
-        if rec and rec['key'] == key and all((self.out/o).exists() for o in outputs):
-            if self.progress: print(f"[{name}] cached ({rec['seconds']:.0f} s when it ran)")
-            return rec['result']
-        if rec and rec['key'] != key:   # settings changed: the old output is stale
-            for o in outputs:
-                p = self.out/o
-                if p.is_dir(): shutil.rmtree(p)
-                elif p.exists(): p.unlink()
-        if self.progress: print(f"[{name}] running")
-        t0 = time.time()
-        result = fn()
-        self.records[name] = dict(key=key, seconds=round(time.time() - t0, 1), result=result,
-                                  finished=time.strftime('%Y-%m-%d %H:%M:%S'))
-        self._save(); self.ran.append(name)
-        return result
-
-    def key(self, name): return self.records[name]['key']
+@dataclass
+class Run:
+    "What every stage receives: the task, the settings, the folders and the data, loaded once."
+    spec: TaskSpec        # the task
+    preset: Preset        # the settings
+    paths: RunPaths       # data, cache and run folders
+    data: object          # the task's `DatasetDict`
+    progress: bool = True  # progress bars and messages
+    records: dict = field(default_factory=dict)   # finished stages: what `stages.json` holds
     @property
-    def seconds(self): return {k: v['seconds'] for k, v in self.records.items()}
+    def out(self) -> Path: return self.paths.out
 
-# %% ../nbs/07_pipeline.ipynb #c013
+# %% ../nbs/07_pipeline.ipynb #c014
+def stage_teacher(run: Run) -> dict:
+    "Fine-tune the teacher into `OUT/teacher` (chapter 02)."
+    t = finetune_teacher(run.spec, run.out/'teacher', run.preset.teacher, data=run.data, progress=run.progress)
+    return {'metrics': t.info.get('metrics'), 'train_seconds': t.info.get('train_seconds'), 'steps': t.info.get('steps')}
+
+def stage_augment(run: Run) -> dict:
+    "Build the transfer set into `OUT/transfer` (chapters 03, 03a)."
+    stats = {}
+    save_transfer_set(build_transfer_set(run.data['train'], run.preset.augment, task=run.spec.name,
+                                         cache=True, stats=stats), run.out/'transfer')
+    keep = ('n_source', 'n_iter', 'n_draws', 'n_augmented', 'n_rows', 'unique_yield', 'seconds', 'samples_per_s')
+    return {k: stats.get(k) for k in keep}
+
+def stage_label(run: Run) -> dict:
+    "The teacher's logits for every transfer row into `OUT/logits.npy`, through the shared logits cache (chapter 02a)."
+    t0 = time.time()
+    z = label_transfer(run.out/'teacher', run.out/'transfer', run.out/'logits.npy', run.preset.label,
+                       cache=LogitsCache(run.paths.cache/'logits'), progress=run.progress)
+    secs = time.time() - t0
+    return {'n': len(z), 'seconds': round(secs, 1), 'sentences_per_s': round(len(z) / max(secs, 1e-9), 1)}
+
+def _student_summary(s) -> dict:
+    keep = ('metrics', 'params', 'params_without_embeddings', 'n_train', 'train_seconds', 'sents_per_s', 'best')
+    return {k: s.meta.get(k) for k in keep}
+
+def stage_distill(run: Run) -> dict:
+    "Distil the student from the labelled transfer set into `OUT/student` (chapter 05)."
+    return _student_summary(distill(run.spec, run.out/'student', run.preset.distill, data=run.data, model=run.preset.student,
+                                    transfer=run.out/'transfer', logits=run.out/'logits.npy', progress=run.progress))
+
+def stage_baseline(run: Run) -> dict:
+    "Train the no-KD twin on gold labels into `OUT/baseline` (chapter 05)."
+    return _student_summary(distill(run.spec, run.out/'baseline', run.preset.baseline(), data=run.data,
+                                    model=run.preset.student, no_kd=True, progress=run.progress))
+
+# %% ../nbs/07_pipeline.ipynb #c016
+def evaluate_run(run: Run) -> dict:
+    "Dev metrics and size of the run's teacher, student and baseline, and the speed table; writes `OUT/eval.json`."
+    from bilstm_kd.evaluation import evaluate, model_size
+    from bilstm_kd.speed import bench_speed, bench_texts
+    res = {who: {'metrics': evaluate(run.out/who, run.spec, data=run.data), **model_size(run.out/who)}
+           for who in ('teacher', 'student', 'baseline')}
+    res['speed'] = bench_speed(run.out/'student', run.out/'teacher', run.spec.name, run.preset.speed,
+                               texts=bench_texts(1024, run.spec, data=run.data), progress=run.progress)
+    write_json(run.out/'eval.json', res)
+    return {'written': 'eval.json'}
+
 def _versions() -> dict:
     import torch, transformers, datasets, bilstm_kd
     return {'bilstm_kd': bilstm_kd.__version__, 'python': platform.python_version(), 'torch': torch.__version__,
@@ -123,206 +174,171 @@ def _versions() -> dict:
 def _machine() -> dict:
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'gpu': gpu,
-            'platform': platform.platform()}
+    return {'cpu_count': os.cpu_count(), 'gpu': gpu, 'platform': platform.platform()}
 
-def _data_key(spec, data_dir):
-    "What identifies the data: the local files' sizes and mtimes, or the hub config."
-    root = resolve_data_dir(data_dir)
-    if root is None: return {'hub': f'nyu-mll/glue/{spec.hub_config}'}
-    files = sorted((root/spec.glue_dir).glob('*.tsv'))
-    return {'files': [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]}
-
-# %% ../nbs/07_pipeline.ipynb #c014
-def stage_teacher(spec, p: Preset, out: Path, data_dir, seed):
-    "Fine-tune the teacher into `out/teacher`; returns its dev metrics."
-    from bilstm_kd.teacher import finetune_teacher
-    t = finetune_teacher(spec, model=p.teacher_model, data_dir=data_dir, out=out/'teacher', epochs=p.teacher_epochs,
-                         lr=p.teacher_lr, max_train=p.max_train, max_eval=p.max_eval, batch_size=p.teacher_batch_size,
-                         max_steps=p.teacher_max_steps, eval_steps=p.teacher_eval_steps, seed=seed)
-    return {'metrics': t.info.get('metrics'), 'train_seconds': t.info.get('train_seconds'), 'steps': t.info.get('steps')}
-
-def stage_augment(spec, p: Preset, out: Path, data_dir, seed):
-    "Build the transfer set into `out/transfer`; returns its counts."
-    from bilstm_kd.augmentation import build_transfer_set, save_transfer_set
-    stats = {}
-    ds = build_transfer_set(spec, data_dir=data_dir, max_train=p.max_train, n_iter=p.n_iter, p_mask=p.p_mask,
-                            p_pos=p.p_pos, p_ng=p.p_ng, seed=seed, include_originals=True, stats=stats)
-    save_transfer_set(ds, out/'transfer')
-    keep = ('n_source', 'n_iter', 'n_draws', 'n_augmented', 'n_rows', 'unique_yield', 'seconds', 'samples_per_s')
-    return {k: stats.get(k) for k in keep}
-
-def stage_label(spec, p: Preset, out: Path):
-    "Teacher logits for every transfer row into `out/logits.npy` (resumable through the chunked cache)."
-    from bilstm_kd.augmentation import load_transfer_set
-    from bilstm_kd.teacher import LogitsCache, load_teacher, teacher_logits
-    from bilstm_kd.data import texts_of
-    ds = load_transfer_set(out/'transfer')
-    t0 = time.time()
-    z = teacher_logits(load_teacher(out/'teacher'), texts_of(ds), batch_size=p.label_batch_size,
-                       quantize=p.quantize, cache=LogitsCache(out/'cache'))
-    secs = time.time() - t0
-    with atomic_path(out/'logits.npy') as tmp:
-        with open(tmp, 'wb') as f: np.save(f, z)
-    return {'n': len(z), 'seconds': round(secs, 1), 'sentences_per_s': round(len(z) / max(secs, 1e-9), 1)}
-
-def stage_student(spec, p: Preset, out: Path, data_dir, seed, no_kd: bool):
-    "Distil the student (or train the no-KD baseline) into `out/student` (`out/baseline`)."
-    from bilstm_kd.distillation import distill
-    name = 'baseline' if no_kd else 'student'
-    s = distill(spec.name, out/name, transfer=None if no_kd else out/'transfer',
-                logits=None if no_kd else out/'logits.npy', no_kd=no_kd, loss=p.loss, alpha=p.alpha,
-                epochs=p.baseline_epochs if no_kd else p.student_epochs, patience=p.patience, vectors=p.vectors,
-                embed_mode=p.embed_mode, data_dir=data_dir, max_train=None if not no_kd else p.max_train,
-                max_eval=p.max_eval, seed=seed)
-    keep = ('metrics', 'params', 'params_without_embeddings', 'n_train', 'train_seconds', 'sents_per_s', 'best')
-    return {k: s.meta.get(k) for k in keep}
-
-# %% ../nbs/07_pipeline.ipynb #c016
-def evaluate_run(spec, out: Path, data_dir=None, max_eval=None, quick: bool = True, budget_s=None) -> dict:
-    "Dev metrics and size of `out`'s teacher, student and baseline, and the speed table; writes `out/eval.json`."
-    from bilstm_kd.evaluation import bench_speed, evaluate, model_size
-    res = {who: {'metrics': evaluate(out/who, spec, data_dir=data_dir, max_eval=max_eval), **model_size(out/who)}
-           for who in ('teacher', 'student', 'baseline')}
-    extra = {} if budget_s is None else {'budget_s': budget_s}
-    res['speed'] = bench_speed(student=out/'student', teacher=out/'teacher', task=spec.name, quick=quick,
-                               data_dir=data_dir, **extra)
-    with atomic_path(out/'eval.json') as tmp: tmp.write_text(json.dumps(res, indent=1, default=str))
-    return res
-
-def stage_evaluate(spec, p: Preset, out: Path, data_dir):
-    "The `evaluate` stage: `evaluate_run` with the preset's sizes."
-    evaluate_run(spec, out, data_dir, p.max_eval, p.speed_quick, p.speed_budget_s)
-    return {'written': 'eval.json'}
-
-def build_report(spec, p: Preset, out: Path, stages: Stages, seed: int) -> dict:
+# %% ../nbs/07_pipeline.ipynb #c017
+def build_report(run: Run) -> dict:
     "The run's report: dev metrics of teacher, student and baseline, sizes, speed, stage seconds, versions."
-    r = stages.records
-    ev = json.loads((out/'eval.json').read_text())
+    spec, ev, records = run.spec, read_json(run.out/'eval.json', 'rerun `bilstm-kd run` with the same --out'), run.records
     main = spec.eval_splits[0]
-    def score(d): return (d.get(main) or {}).get(spec.main_metric)
+    score = lambda d: (d.get(main) or {}).get(spec.main_metric)
     t, s, b = ev['teacher'], ev['student'], ev['baseline']
-    rep = dict(task=spec.name, preset=p.name, seed=seed, date=time.strftime('%Y-%m-%d'), machine=_machine(),
-               settings=asdict(p), teacher=t, student=s, baseline=b, speed=ev.get('speed', []),
-               transfer=r['augment']['result'], labelling=r['label']['result'],
-               stages=stages.seconds, total_seconds=round(sum(stages.seconds.values()), 1), versions=_versions())
+    seconds = {k: v['seconds'] for k, v in records.items() if k != 'report'}
+    rep = dict(task=spec.name, preset=run.preset.name, seed=run.preset.distill.seed, date=time.strftime('%Y-%m-%d'),
+               machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
+               speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
+               stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=_versions())
     if None not in (score(t['metrics']), score(s['metrics']), score(b['metrics'])):
         rep['headline'] = {'metric': f'{main}/{spec.main_metric}',
                            'student_over_teacher': round(score(s['metrics']) / score(t['metrics']), 4),
                            'kd_gain_points': round(100 * (score(s['metrics']) - score(b['metrics'])), 2)}
     return rep
 
-# %% ../nbs/07_pipeline.ipynb #c018
-def run_pipeline(task,                      # GLUE task
-                 preset='smoke',            # 'smoke', 'cpu', 'paper' or a Preset
-                 out='runs/run',            # output folder; rerun the same command to resume
-                 data_dir=None,             # local GLUE folder (default $BILSTM_KD_DATA, else the hub)
-                 seed: int = 0,             # seeds every stage
-                 progress: bool = True) -> dict:
-    "Run teacher → augment → label → distill → baseline → evaluate → report in `out`; returns the report."
-    spec, p = get_task(task), get_preset(preset)
-    check_preset(p)
-    out = Path(out).expanduser()
-    data = _data_key(spec, data_dir)
-    st = Stages(out, progress)
-    common = dict(task=spec.name, data=data, seed=seed, max_train=p.max_train, max_eval=p.max_eval)
-    st.run('teacher', {**common, 'model': p.teacher_model, 'epochs': p.teacher_epochs, 'lr': p.teacher_lr,
-                       'bs': p.teacher_batch_size, 'steps': p.teacher_max_steps, 'eval': p.teacher_eval_steps},
-           lambda: stage_teacher(spec, p, out, data_dir, seed), ['teacher'])
-    st.run('augment', {**common, 'n_iter': p.n_iter, 'p': (p.p_mask, p.p_pos, p.p_ng)},
-           lambda: stage_augment(spec, p, out, data_dir, seed), ['transfer'])
-    st.run('label', {'teacher': st.key('teacher'), 'augment': st.key('augment'), 'quantize': p.quantize},
-           lambda: stage_label(spec, p, out), ['logits.npy'])
-    kd = {'label': st.key('label'), 'loss': p.loss, 'alpha': p.alpha, 'epochs': p.student_epochs, 'patience': p.patience,
-          'embed': p.embed_mode, 'vectors': p.vectors, **common}
-    st.run('distill', kd, lambda: stage_student(spec, p, out, data_dir, seed, no_kd=False), ['student'])
-    st.run('baseline', {**common, 'epochs': p.baseline_epochs, 'patience': p.patience, 'embed': p.embed_mode,
-                        'vectors': p.vectors}, lambda: stage_student(spec, p, out, data_dir, seed, no_kd=True), ['baseline'])
-    st.run('evaluate', {k: st.key(k) for k in ('teacher', 'distill', 'baseline')} | {'quick': p.speed_quick, 'budget': p.speed_budget_s},
-           lambda: stage_evaluate(spec, p, out, data_dir), ['eval.json'])
-    def _report():
-        from bilstm_kd.evaluation import report_html
-        rep = build_report(spec, p, out, st, seed)
-        with atomic_path(out/'report.json') as tmp: tmp.write_text(json.dumps(rep, indent=1, default=str))
-        report_html(rep, out/'report.html')
-        return {'written': ['report.json', 'report.html']}
-    st.run('report', {'evaluate': st.key('evaluate')}, _report,
-           ['report.json', 'report.html'])
-    return json.loads((out/'report.json').read_text())
+def stage_report(run: Run) -> dict:
+    "Write `OUT/report.json` and the self-contained `OUT/report.html` (chapter 06b)."
+    from bilstm_kd.report import report_html
+    rep = build_report(run)
+    write_json(run.out/'report.json', rep)
+    report_html(rep, run.out/'report.html')
+    return {'written': ['report.json', 'report.html']}
+
+def preset_dict(p: Preset) -> dict:
+    "A preset as plain JSON data."
+    return {f.name: (getattr(p, f.name).to_dict() if f.name in SECTIONS else getattr(p, f.name)) for f in fields(p)}
+
+# %% ../nbs/07_pipeline.ipynb #c019
+_LOSS_ONLY = ('loss', 'alpha', 'temperature', 'augmented_ce')   # DistillConfig fields the baseline resets (`Preset.baseline`)
+
+STAGES = (
+    Stage('teacher', ('data',), ('teacher',), ('teacher',), stage_teacher),
+    Stage('augment', ('data',), ('augment',), ('transfer',), stage_augment),
+    Stage('label', ('teacher', 'augment'), ('label',), ('logits.npy',), stage_label),
+    Stage('distill', ('data', 'augment', 'label'), ('distill', 'student'), ('student',), stage_distill, vectors=True),
+    Stage('baseline', ('data',), ('distill', 'student'), ('baseline',), stage_baseline, ignore=_LOSS_ONLY, vectors=True),
+    Stage('evaluate', ('data', 'teacher', 'distill', 'baseline'), ('speed',), ('eval.json',), evaluate_run),
+    Stage('report', ('augment', 'label', 'evaluate'), (), ('report.json', 'report.html'), stage_report),
+)
+STAGE = {s.name: s for s in STAGES}
+
+# %% ../nbs/07_pipeline.ipynb #c021
+class Ledger:
+    "The record of a run folder's finished stages (`stages.json`), and the runner that consults it."
+    def __init__(self, out: Path, progress: bool = True):
+        self.out, self.file, self.progress = Path(out), Path(out)/'stages.json', progress
+        try: self.records = read_json(self.file) if self.file.exists() else {}
+        except UserError:
+            self.file.rename(self.file.with_name(f'stages.json.broken-{int(time.time())}'))
+            self._say(f"[run] {self.file} was unreadable; set aside, every stage is checked again"); self.records = {}
+
+    def _say(self, msg):
+        if self.progress: print(msg, flush=True)
+
+    def key(self, stage: Stage, run: Run, data_fp: str) -> str:
+        "The stage's key: its settings and the content of what it reads."
+        inputs = {r: data_fp if r == 'data' else self.records[r]['outputs'] for r in stage.reads}
+        return fingerprint('bilstm_kd.stage.v2', stage.name, run.spec.name, stage.settings(run.preset), inputs)
+
+    def outputs_ok(self, stage: Stage) -> bool:
+        "Do the stage's outputs exist with the content its record says?"
+        rec = self.records.get(stage.name) or {}
+        return all((self.out/o).exists() and file_fingerprint(self.out/o) == rec.get('outputs', {}).get(o) for o in stage.outputs)
+
+    def clear(self, stage: Stage):
+        "Remove a stage's outputs and its hidden work folders (stale after a change of key)."
+        for o in stage.outputs:
+            for p in (self.out/o, self.out/f'.{o}.work', self.out/f'.{o}.sweep', self.out/f'{o}.ckpt'):
+                if p.is_dir(): shutil.rmtree(p)
+                elif p.exists(): p.unlink()
+
+# %% ../nbs/07_pipeline.ipynb #c022
+def run_stage(ledger: Ledger, stage: Stage, run: Run, data_fp: str) -> dict:
+    "Run `stage` unless its record has the same key and its outputs check out; record what it wrote."
+    key, rec = ledger.key(stage, run, data_fp), ledger.records.get(stage.name)
+    if rec and rec['key'] == key and ledger.outputs_ok(stage):
+        ledger._say(f"[{stage.name}] cached ({rec['seconds']:.0f} s when it ran)")
+        return rec['result']
+    if rec and rec['key'] == key: ledger._say(f"[{stage.name}] its outputs changed or went missing since it ran; running it again")
+    elif rec: ledger.clear(stage)   # settings or inputs changed: the old outputs and work are stale
+    ledger._say(f"[{stage.name}] running")
+    t0 = time.time()
+    result = stage.fn(run)
+    ledger.records[stage.name] = dict(key=key, seconds=round(time.time() - t0, 1), result=result,
+                                      outputs={o: file_fingerprint(ledger.out/o) for o in stage.outputs},
+                                      finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+    write_json(ledger.file, ledger.records)
+    return result
 
 # %% ../nbs/07_pipeline.ipynb #c024
-_CLI_MODULES = ('data', 'teacher', 'augmentation', 'distillation', 'evaluation', 'pipeline')
+def run_pipeline(task,                      # GLUE task
+                 preset='smoke',            # 'smoke', 'mini', 'cpu', 'paper' or a Preset
+                 out='runs/run',            # run folder; rerun the same call to resume
+                 data_dir=None,             # local GLUE folder (default $BILSTM_KD_DATA, else the hub)
+                 seed: int | None = None,   # seeds every training stage (None: the preset's)
+                 threads: int | None = None,  # CPU threads of every stage (None: chosen per stage from the machine's load)
+                 progress: bool = True,     # progress bars and messages
+                 cache=None) -> dict:       # cache folder (default $BILSTM_KD_CACHE, else ~/.cache/bilstm_kd)
+    "Run teacher → augment → label → distill → baseline → evaluate → report in `out`; returns the report."
+    spec, p = get_task(task), get_preset(preset)
+    if seed is not None: p = p.with_seed(seed)
+    if threads is not None: p = p.with_threads(threads)
+    check_preset(p)
+    paths = RunPaths.resolve(data_dir, cache, out)
+    with RunLock(paths.out, quiet=not progress):
+        dd = load_task(spec, paths.data, p.data.max_train, p.data.max_eval, p.data.seed, verbose=progress)
+        ledger = Ledger(paths.out, progress)
+        run = Run(spec, p, paths, dd, progress, ledger.records)
+        data_fp = data_fingerprint(dd)
+        for stage in STAGES: run_stage(ledger, stage, run, data_fp)
+    return read_json(paths.out/'report.json', 'rerun the same command')
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `bilstm-kd` argument parser, with every module's subcommands."
-    ap = argparse.ArgumentParser(prog='bilstm-kd', description='Distil a BERT teacher into a BiLSTM (Tang et al. 2019).')
-    sub = ap.add_subparsers(dest='cmd', metavar='COMMAND', required=True)
-    for name in _CLI_MODULES:
-        mod = sys.modules[__name__] if name == 'pipeline' else importlib.import_module(f'bilstm_kd.{name}')
-        mod.add_cli(sub)
-    return ap
+# %% ../nbs/07_pipeline.ipynb #c026
+def section_of(name: str) -> str:
+    "The preset section a setting belongs to ('p_mask' -> 'augment'); a section name is returned as is."
+    if name in SECTIONS: return name
+    hits = [s for s, cls in SECTIONS.items() if name in {f.name for f in fields(cls)}]
+    if not hits: raise UserError(f"no setting {name!r} in any section; the sections are {', '.join(SECTIONS)}")
+    if len(hits) > 1: raise UserError(f"{name!r} is a setting of {', '.join(hits)}; name the section too, e.g. {hits[0]}.{name}")
+    return hits[0]
+
+def rerun_stages(changed: str) -> list[str]:  # a setting ('p_mask', 'distill.epochs') or a section ('augment'), or 'data'
+    "The stages that rerun when `changed` changes, in pipeline order."
+    sec, _, name = changed.rpartition('.') if '.' in changed else (None, '', changed)
+    sec = 'data' if changed == 'data' else sec or section_of(name)
+    if sec == 'data': out = {s.name for s in STAGES if 'data' in s.reads}
+    else: out = {s.name for s in STAGES if sec in s.sections and name not in s.ignore}
+    for s in STAGES:   # in pipeline order: a stage that reads a rerun stage reruns too
+        if any(r in out for r in s.reads): out.add(s.name)
+    return [s.name for s in STAGES if s.name in out]
+
+# %% ../nbs/07_pipeline.ipynb #c033
+def preset_from_args(args) -> Preset:
+    "The preset named by `--preset`, with every `--SECTION-FIELD` flag the user gave applied."
+    p = get_preset(args.preset)
+    return dataclasses.replace(p, **{s: config_from_args(cls, args, getattr(p, s), prefix=f'{s}_') for s, cls in SECTIONS.items()})
+
+def add_run_args(p):
+    "The flags `run` shares with the commands built on it: task, data, preset, seed, threads, section overrides."
+    add_data_args(p)
+    p.add_argument('--preset', default='smoke', choices=list(PRESETS), help=' | '.join(PRESETS))
+    p.add_argument('--seed', type=int, default=None, help="seed of every training stage (default: the preset's, 0)")
+    p.add_argument('--threads', type=int, default=None, help='CPU threads of every stage (default: the cores other processes leave free)')
+    p.add_argument('--cache', default=None, help='cache folder (default: $BILSTM_KD_CACHE, else ~/.cache/bilstm_kd)')
+    p.add_argument('--quiet', action='store_true', help='no progress output')
+    for s, cls in SECTIONS.items(): add_config_args(p, cls, prefix=f'{s}_')
+    return p
 
 def _cli_run(args) -> int:
-    if args.threads is not None:
-        if args.threads < 1: raise UserError(f"--threads must be >= 1, got {args.threads}")
-        import torch; torch.set_num_threads(args.threads)
-    rep = run_pipeline(args.task, args.preset, out=args.out, data_dir=args.data_dir, seed=args.seed,
-                       progress=not args.quiet)
+    if args.threads is not None and args.threads < 1: raise UserError(f"--threads must be >= 1, got {args.threads}")
+    rep = run_pipeline(args.task, preset_from_args(args), args.out, args.data_dir, args.seed, args.threads,
+                       progress=not args.quiet, cache=args.cache)
     keep = ('task', 'preset', 'headline', 'stages', 'total_seconds')
     print(json.dumps({k: rep.get(k) for k in keep} | {'report': str(Path(args.out)/'report.json')}))
     return 0
 
-def add_cli(sub):
+@cli_part
+def _cli(sub):
     "Register `bilstm-kd run`."
-    from bilstm_kd.data import add_data_args
-    p = add_data_args(sub.add_parser('run', help='the whole experiment: teacher, augment, label, distill, baseline, report'))
-    p.add_argument('--preset', default='smoke', type=str, choices=list(PRESETS), help='smoke | cpu | paper')
+    p = sub.add_parser('run', help='the whole experiment: teacher, augment, label, distill, baseline, report')
     p.add_argument('--out', required=True, help='run folder; rerun the same command to resume')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--threads', type=int, default=None,
-                   help='torch CPU threads (default: all cores; on a CPU shared with other jobs, 1 is often faster)')
-    p.add_argument('--quiet', action='store_true', help='no progress bars')
+    add_run_args(p)
     p.set_defaults(func=_cli_run)
-
-def main(argv=None) -> int:
-    "Entry point of the `bilstm-kd` console script."
-    args = build_parser().parse_args(argv)
-    try: rc = args.func(args)
-    except UserError as e:
-        print(f'error: {e}', file=sys.stderr); sys.exit(2)
-    except KeyboardInterrupt:
-        print('interrupted; rerun the same command to resume', file=sys.stderr); sys.exit(130)
-    sys.exit(rc or 0)
-
-# %% ../nbs/07_pipeline.ipynb #c025
-if __name__ == '__main__' and 'IPython' not in sys.modules: main()   # python -m bilstm_kd.pipeline
-
-# %% ../nbs/07_pipeline.ipynb #c028
-_DEPENDS = {'teacher': (), 'augment': (), 'label': ('teacher', 'augment'), 'distill': ('label',),
-            'baseline': (), 'evaluate': ('teacher', 'distill', 'baseline'), 'report': ('evaluate',)}
-_SETTING_STAGE = {'p_mask': 'augment', 'p_pos': 'augment', 'p_ng': 'augment', 'n_iter': 'augment',
-                  'teacher_lr': 'teacher', 'teacher_epochs': 'teacher', 'loss': 'distill', 'alpha': 'distill',
-                  'baseline_epochs': 'baseline', 'student_epochs': 'distill', 'quantize': 'label'}
-
-def rerun_stages(changed: str) -> list[str]:
-    "The stages that rerun when the preset field `changed` changes."
-    first = _SETTING_STAGE[changed]
-    out = [first]
-    for s in _DEPENDS:   # in pipeline order
-        if s not in out and any(d in out for d in _DEPENDS[s]): out.append(s)
-    return [s for s in _DEPENDS if s in out]
-
-def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:
-    "Exercise 1: which stages rerun when one setting changes."
-    truth = rerun_stages(changed)
-    if list(answer) == truth: return f"Correct: {' → '.join(truth)}. The teacher and the baseline are reused."
-    missing, extra = [s for s in truth if s not in answer], [s for s in answer if s not in truth]
-    hint = f"missing {missing}" if missing else f"{extra} keep their cached output"
-    return f"Not quite: {hint}. A stage reruns when its settings or a stage it reads change."
-
-def check_label_rate(answer: float, report: dict) -> str:
-    "Exercise 2: labelling throughput of a run, from its report."
-    truth = report['labelling']['sentences_per_s']
-    if abs(answer - truth) <= 0.15 * truth: return f"Correct: about {truth:.0f} sentences/s."
-    return (f"Not quite: you said {answer:.0f}. Divide the transfer rows (report['labelling']['n']) by the label "
-            "stage's seconds.")

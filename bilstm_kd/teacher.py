@@ -1,5 +1,4 @@
-"""`finetune_teacher` (Trainer), `load_teacher`, fast length-sorted `teacher_logits` with optional int8, a
-content-addressed on-disk `LogitsCache`, and the `teacher` / `evaluate` CLI commands.
+"""`TeacherConfig`, `finetune_teacher` (🤗 `Trainer`, resumable, with the paper's learning-rate sweep), `load_teacher`, a content fingerprint per teacher, and how good and how confident the teacher is.
 
 Docs: https://bilstm-kd.github.io/bilstm_kd/teacher.html.md"""
 
@@ -7,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/teacher.html.md"""
 
 # %% ../nbs/02_teacher.ipynb #c004
 from __future__ import annotations
-import copy, json, os, shutil, time, warnings
+import json, os, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,19 +15,39 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import (UserError, TaskSpec, get_task, load_task, compute_metrics, texts_of, atomic_path,
-                            fingerprint, cache_dir, add_data_args)
-from .tokenization import default_teacher_path, MASK_TOKEN
+from .core import (cli_part, UserError, Config, positive, non_negative, prob, at_least, atomic_path, write_json,
+                            read_json, fingerprint, make_config, add_config_args, config_from_args, choose_threads)
+from .data import TaskSpec, get_task, load_task, compute_metrics, add_data_args, data_fingerprint, DataConfig
+from .tokenization import DEFAULT_TEACHER, resolve_backbone
 
 # %% auto #0
-__all__ = ['TEACHER_MARKER', 'STUDENT_MARKER', 'Teacher', 'load_teacher', 'finetune_teacher', 'plot_history', 'length_batches',
-           'padding_stats', 'quantize_int8', 'auto_threads', 'CacheRebuildWarning', 'text_key', 'LogitsCache',
-           'teacher_logits', 'softmax', 'reliability', 'confusion', 'plot_confusion', 'plot_reliability', 'add_cli',
-           'check_padding_saved', 'check_int8_fraction', 'check_ece']
+__all__ = ['TEACHER_MARKER', 'TeacherConfig', 'Teacher', 'load_teacher', 'last_good_checkpoint', 'finetune_teacher',
+           'plot_history']
 
 # %% ../nbs/02_teacher.ipynb #c009
+@dataclass(frozen=True)
+class TeacherConfig(Config):
+    "How to fine-tune the teacher (Tang et al. 2019, §4.2: BERT-large, learning rate picked from {2,3,4,5}e-5 on dev)."
+    model: str = DEFAULT_TEACHER        # backbone: a hub id or a folder (the paper: bert-large-uncased)
+    epochs: float = 1.0                 # passes over the training set
+    lr: tuple[float, ...] = (5e-5,)     # learning rate; several: train each and keep the best on dev (paper: 2e-5 3e-5 4e-5 5e-5)
+    batch_size: int = 32                # total batch size (split across processes under accelerate)
+    max_length: int = 128               # inputs are truncated to this many WordPieces
+    warmup: float = 0.1                 # linear warmup, as a fraction of all steps
+    weight_decay: float = 0.01          # AdamW weight decay
+    eval_steps: float = 0.1             # evaluate and checkpoint every this fraction of training (or every N steps, N >= 1)
+    max_steps: int = -1                 # stop after this many optimiser steps (-1: run all epochs)
+    freeze_embeddings: bool = False     # keep the word-embedding matrix fixed (about 2x faster on a CPU)
+    seed: int = 0                       # seeds the new head, the data order and dropout
+    threads: int | None = None          # CPU threads (None: the cores other processes leave free)
+    checks = dict(epochs=positive, lr=positive, batch_size=positive, max_length=positive, warmup=prob,
+                  weight_decay=non_negative, eval_steps=positive, max_steps=at_least(-1), threads=positive)
+
+    def _validate(self):
+        if self.max_steps == 0: raise UserError("max_steps must be >= 1, or -1 to run all epochs; got 0")
+
+# %% ../nbs/02_teacher.ipynb #c013
 TEACHER_MARKER = 'bilstm_kd_teacher.json'   # written into every fine-tuned teacher folder
-STUDENT_MARKER = 'bilstm_kd_student.json'   # written by the student chapter into every student folder
 
 @contextmanager
 def _quiet_transformers():
@@ -57,7 +76,7 @@ def _weights_fingerprint(model) -> str:
         h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b'')
     return h.hexdigest()
 
-# %% ../nbs/02_teacher.ipynb #c010
+# %% ../nbs/02_teacher.ipynb #c014
 @dataclass
 class Teacher:
     "A fine-tuned (or to-be-tuned) sequence classifier with its tokenizer."
@@ -89,63 +108,43 @@ class Teacher:
             self._fp = (version, fp)
         return self._fp[1]
 
-    def __call__(self, texts, **kwargs) -> np.ndarray:
-        "Logits for `texts`: see `teacher_logits`."
-        return teacher_logits(self, texts, **kwargs)
-
-# %% ../nbs/02_teacher.ipynb #c012
+# %% ../nbs/02_teacher.ipynb #c016
 def _read_marker(path: Path) -> dict:
-    try: return json.loads((path/TEACHER_MARKER).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{path/TEACHER_MARKER} is unreadable ({e}); re-run `bilstm-kd teacher` into a new --out")
+    return read_json(Path(path)/TEACHER_MARKER, "re-run `bilstm-kd teacher` into a new --out")
 
-def load_teacher(path_or_name=None,        # teacher folder, hub name, or None for the packaged MiniLM
+def _head_kwargs(spec) -> dict:
+    "Arguments that give a fresh classification head the task's labels."
+    return dict(num_labels=spec.num_labels, id2label=dict(enumerate(spec.label_names)),
+                label2id={n: i for i, n in enumerate(spec.label_names)})
+
+def load_teacher(path_or_name=None,        # teacher folder, hub id, or None for the default backbone
                  task: str | TaskSpec | None = None,  # task of a bare encoder (sets labels); checked for a teacher folder
                  device: str | None = None,  # 'cpu', 'cuda', ...; default: CUDA when present
                  seed: int = 0,             # seeds a freshly initialised classification head
                  max_length: int = 128):    # truncation length for inputs
-    "Load a `Teacher` (model in eval mode + tokenizer) from a folder, the hub, or the packaged backbone."
+    "Load a `Teacher` (model in eval mode + tokenizer) from a folder, the HF cache, the packaged snapshot or the hub."
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    src = default_teacher_path() if path_or_name is None else path_or_name
-    local = Path(src).expanduser()
+    src = resolve_backbone(path_or_name)
     info, spec = {}, get_task(task) if task is not None else None
-    if local.exists():
-        if not (local/'config.json').is_file():
-            raise UserError(f"{local} is not a model folder (no config.json); pass a folder written by "
-                            "`bilstm-kd teacher --out DIR` or by save_pretrained")
-        if (local/TEACHER_MARKER).is_file():
-            info = _read_marker(local)
-            if spec is not None and spec.name != info.get('task'):
-                raise UserError(f"{local} is a {info.get('task')} teacher, not {spec.name}; pass --task "
-                                f"{info.get('task')} or a {spec.name} teacher")
-            spec = get_task(info['task'])
-        src = str(local)
-    elif local.is_absolute() or str(src).startswith(('.', '~')) or str(src).count('/') > 1:   # a path, not 'org/name'
-        raise UserError(f"teacher folder {src} does not exist; check the path, or fine-tune one with "
-                        "`bilstm-kd teacher --task T --out DIR`")
-    kw = {}
-    if spec is not None and not info:
-        kw = dict(num_labels=spec.num_labels, id2label=dict(enumerate(spec.label_names)),
-                  label2id={n: i for i, n in enumerate(spec.label_names)})
+    if (src/TEACHER_MARKER).is_file():
+        info = _read_marker(src)
+        if spec is not None and spec.name != info.get('task'):
+            raise UserError(f"{src} is a {info.get('task')} teacher, not {spec.name}; pass --task "
+                            f"{info.get('task')} or a {spec.name} teacher")
+        spec = get_task(info['task'])
+        max_length = info.get('config', {}).get('max_length', max_length)
     torch.manual_seed(seed)
     try:
         with _quiet_transformers():
-            tok = AutoTokenizer.from_pretrained(src)
-            model = AutoModelForSequenceClassification.from_pretrained(src, **kw)
-    except OSError as e:
-        raise UserError(f"cannot load teacher {src!r} ({str(e).splitlines()[0][:200]}); pass a local folder, or go "
-                        "online (unset HF_HUB_OFFLINE) for a hub name") from None
+            tok = AutoTokenizer.from_pretrained(str(src))
+            model = AutoModelForSequenceClassification.from_pretrained(str(src), **(_head_kwargs(spec) if spec and not info else {}))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load the teacher in {src} ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+                        "it may be incomplete or corrupt: rebuild it with `bilstm-kd teacher`") from None
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    return Teacher(model.to(device).eval(), tok, spec.name if spec else None, str(src), info, max_length)
+    return Teacher(model.to(device).eval(), tok, spec.name if spec else None, str(path_or_name or src), info, max_length)
 
-# %% ../nbs/02_teacher.ipynb #c016
-def _train_config(spec, model, data_dir, epochs, lr, max_train, max_eval, batch_size, max_length, seed, warmup,
-                  weight_decay, eval_steps, max_steps, freeze_embeddings=False) -> dict:
-    return dict(freeze_embeddings=bool(freeze_embeddings), task=spec.name, model=str(model), data_dir=None if data_dir is None else str(data_dir),
-                epochs=float(epochs), lr=float(lr), max_train=max_train, max_eval=max_eval, batch_size=int(batch_size),
-                max_length=int(max_length), seed=int(seed), warmup=float(warmup), weight_decay=float(weight_decay),
-                eval_steps=eval_steps, max_steps=int(max_steps))
-
+# %% ../nbs/02_teacher.ipynb #c020
 def _encode_splits(dd, tok, spec, max_length):
     "Tokenise every split (no padding: the collator pads per batch) and add a `length` column for grouping."
     def enc(b):
@@ -165,451 +164,168 @@ def _compact_history(log_history) -> list[dict]:
     keep = ('step', 'epoch', 'loss', 'learning_rate', 'grad_norm')
     return [{k: v for k, v in h.items() if k in keep or k.startswith('eval_')} for h in log_history]
 
-# %% ../nbs/02_teacher.ipynb #c017
-def _finetune_one(spec, model, dd, out, config, progress, resume):
-    "One fine-tuning run (one learning rate) into `out`, resuming from `.NAME.work/` checkpoints."
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
-    out = Path(out)
-    work = out.parent/f'.{out.name}.work'
-    work.mkdir(parents=True, exist_ok=True)
-    cfg_file = work/'bilstm_kd_config.json'
-    if cfg_file.is_file() and json.loads(cfg_file.read_text()) != config:
-        if not resume: shutil.rmtree(work); work.mkdir(parents=True)
-        else: raise UserError(f"{work} holds an unfinished run with other settings; delete it, or repeat that run's "
-                              "settings to resume it")
-    if not cfg_file.exists(): cfg_file.write_text(json.dumps(config, indent=1))
-    set_seed(config['seed'])
-    with _quiet_transformers():
-        tok = AutoTokenizer.from_pretrained(str(model))
-        net = AutoModelForSequenceClassification.from_pretrained(
-            str(model), num_labels=spec.num_labels, id2label=dict(enumerate(spec.label_names)),
-            label2id={n: i for i, n in enumerate(spec.label_names)})
-    if config.get('freeze_embeddings'): net.get_input_embeddings().weight.requires_grad_(False)
-    enc = _encode_splits(dd, tok, spec, config['max_length'])
-    dev = spec.eval_splits[0]
+def _training_args(cfg: TeacherConfig, work: Path, spec, progress: bool):
+    "🤗 `TrainingArguments` for one learning rate: the paper's recipe, checkpoints every `eval_steps`."
+    from transformers import TrainingArguments
     world = int(os.environ.get('WORLD_SIZE', '1'))
-    args = TrainingArguments(
-        output_dir=str(work), num_train_epochs=config['epochs'], max_steps=config['max_steps'],
-        learning_rate=config['lr'], per_device_train_batch_size=max(1, config['batch_size'] // world),
-        per_device_eval_batch_size=2*config['batch_size'], warmup_steps=config['warmup'],
-        weight_decay=config['weight_decay'], lr_scheduler_type='linear',
+    return TrainingArguments(
+        output_dir=str(work), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.lr[0],
+        per_device_train_batch_size=max(1, cfg.batch_size // world), per_device_eval_batch_size=2 * cfg.batch_size,
+        warmup_steps=cfg.warmup, weight_decay=cfg.weight_decay, lr_scheduler_type='linear',
         train_sampling_strategy='group_by_length', length_column_name='length',
-        eval_strategy='steps', eval_steps=config['eval_steps'], save_strategy='steps', save_steps=config['eval_steps'],
+        eval_strategy='steps', eval_steps=cfg.eval_steps, save_strategy='steps', save_steps=cfg.eval_steps,
         save_total_limit=2, load_best_model_at_end=True, metric_for_best_model=spec.main_metric,
         greater_is_better=True, logging_strategy='steps', logging_steps=0.01, logging_first_step=True,
-        report_to='none', seed=config['seed'], data_seed=config['seed'], disable_tqdm=not progress,
+        report_to='none', seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not progress,
         dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(), **_precision())
-    def metrics(p):
-        logits = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
-        return compute_metrics(spec, p.label_ids, np.argmax(logits, -1))
-    trainer = Trainer(model=net, args=args, train_dataset=enc['train'], eval_dataset=enc[dev],
-                      processing_class=tok, data_collator=DataCollatorWithPadding(tok), compute_metrics=metrics)
+
+# %% ../nbs/02_teacher.ipynb #c022
+def _checkpoint_ok(d: Path) -> bool:
+    "Does checkpoint folder `d` hold a readable trainer state and complete weights?"
+    from safetensors import safe_open
+    try:
+        json.loads((d/'trainer_state.json').read_text())
+        with safe_open(str(d/'model.safetensors'), 'pt') as f: list(f.keys())
+        return all((d/n).is_file() and (d/n).stat().st_size > 0 for n in ('optimizer.pt', 'scheduler.pt'))
+    except Exception: return False
+
+def last_good_checkpoint(work) -> str | None:
+    "The newest complete `checkpoint-N` in `work`; broken newer ones are renamed `*.broken` with a message."
+    import sys
+    ckpts = sorted(Path(work).glob('checkpoint-*[0-9]'), key=lambda p: int(p.name.rsplit('-', 1)[1]), reverse=True)
+    for c in ckpts:
+        if _checkpoint_ok(c): return str(c)
+        c.rename(c.with_name(c.name + f'.broken-{int(time.time())}'))
+        print(f"[teacher] {c} is incomplete (a run was killed while writing it); set aside, resuming from the one before",
+              file=sys.stderr)
+    return None
+
+# %% ../nbs/02_teacher.ipynb #c023
+def _prepare_work(out: Path, identity: dict, resume: bool) -> Path:
+    "The hidden work folder of an unfinished run, checked against this run's settings and data."
+    work = out.parent/f'.{out.name}.work'
+    work.mkdir(parents=True, exist_ok=True)
+    f = work/'bilstm_kd_config.json'
+    if f.is_file() and json.loads(f.read_text()) != identity:
+        if resume: raise UserError(f"{work} holds an unfinished run with other settings or data; delete it, or repeat "
+                                   "that run's settings to resume it")
+        shutil.rmtree(work); work.mkdir(parents=True)
+    if not f.exists(): write_json(f, identity)
+    return work
+
+def _finetune_one(spec, dd, out: Path, cfg: TeacherConfig, identity: dict, progress: bool, resume: bool) -> dict:
+    "One fine-tuning run (one learning rate) into `out`, resuming from `.NAME.work/` checkpoints."
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback
+    work, src = _prepare_work(out, identity, resume), resolve_backbone(cfg.model)
+    set_seed(cfg.seed)
+    with _quiet_transformers():
+        tok = AutoTokenizer.from_pretrained(str(src))
+        net = AutoModelForSequenceClassification.from_pretrained(str(src), **_head_kwargs(spec))
+    if cfg.freeze_embeddings: net.get_input_embeddings().weight.requires_grad_(False)
+    enc = _encode_splits(dd, tok, spec, cfg.max_length)
+    metrics = lambda p: compute_metrics(spec, p.label_ids, np.argmax(p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions, -1))
+    trainer = Trainer(model=net, args=_training_args(cfg, work, spec, progress), train_dataset=enc['train'],
+                      eval_dataset=enc[spec.eval_splits[0]], processing_class=tok,
+                      data_collator=DataCollatorWithPadding(tok), compute_metrics=metrics)
     if not progress: trainer.remove_callback(PrinterCallback)   # no per-step log dicts either
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(work)) if resume else None)
-    train_s = time.time() - t0
-    scores = {}
-    for split in spec.eval_splits:
-        if split not in enc: continue
-        m = trainer.evaluate(enc[split], metric_key_prefix='eval')
-        scores[split] = {k[5:]: v for k, v in m.items() if k[5:] in spec.metrics}
-        scores[split]['n'] = len(enc[split])
-    info = dict(task=spec.name, kind='teacher', metrics=scores, config=config, train_seconds=round(train_s, 1),
-                steps=trainer.state.global_step, best_step=int(Path(trainer.state.best_model_checkpoint or 'x-0').name.split('-')[-1]),
-                log_history=_compact_history(trainer.state.log_history))
+    trainer.train(resume_from_checkpoint=last_good_checkpoint(work) if resume else None)
+    scores = {s: {**{k[5:]: v for k, v in trainer.evaluate(enc[s]).items() if k[5:] in spec.metrics}, 'n': len(enc[s])}
+              for s in spec.eval_splits if s in enc}
+    best = Path(trainer.state.best_model_checkpoint or 'x-0').name.split('-')[-1]
+    info = dict(task=spec.name, kind='teacher', metrics=scores, **identity, train_seconds=round(time.time() - t0, 1),
+                steps=trainer.state.global_step, best_step=int(best), log_history=_compact_history(trainer.state.log_history))
     if trainer.is_world_process_zero():
         with atomic_path(out) as tmp:
             trainer.model.save_pretrained(tmp); tok.save_pretrained(tmp)
-            (tmp/TEACHER_MARKER).write_text(json.dumps(info, indent=1))
+            write_json(tmp/TEACHER_MARKER, info)
         shutil.rmtree(work, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return info
 
-# %% ../nbs/02_teacher.ipynb #c018
-def finetune_teacher(task: str | TaskSpec,      # GLUE task: 'sst2', 'qqp', 'mnli', 'mrpc'
-                     model=None,                 # backbone: folder or hub name; None -> packaged all-MiniLM-L6-v2
-                     data_dir=None,              # local GLUE folder (default $BILSTM_KD_DATA, else the hub)
-                     out=None,                   # output folder (required)
-                     epochs: float = 1.0,        # training epochs
-                     lr: float | tuple = 5e-5,   # learning rate, or several (the paper's grid: 2e-5..5e-5) to sweep
-                     max_train: int | None = None,  # stratified subset of train (smoke runs)
-                     max_eval: int | None = None,   # subset of each dev split
-                     batch_size: int = 32,       # total batch size (split across GPUs under torchrun)
-                     max_length: int = 128,      # truncation length
-                     seed: int = 0,              # seeds the head, data order and dropout
-                     warmup: float = 0.1,        # warmup, as a fraction of all steps
-                     weight_decay: float = 0.01, # AdamW weight decay
-                     eval_steps: float = 0.1,    # evaluate/checkpoint every this fraction of training (or int steps)
-                     max_steps: int = -1,        # stop after this many steps (-1: run all epochs)
-                     freeze_embeddings: bool = False,  # keep the word-embedding matrix fixed (about 2x faster on CPU)
-                     dataset=None,               # a ready `DatasetDict` instead of `load_task(task, data_dir, ...)`
-                     progress: bool = True,      # show progress bars
-                     resume: bool = True,        # resume an interrupted run; reuse a finished `out` with same settings
-                     ) -> Teacher:
+# %% ../nbs/02_teacher.ipynb #c025
+def _identity(cfg: TeacherConfig, dd) -> dict:
+    "What makes two fine-tuning runs the same: every setting (threads aside) and the data's content."
+    c = json.loads(json.dumps(cfg.to_dict())); c.pop('threads')
+    return {'config': c, 'data': data_fingerprint(dd)}
+
+def _sweep(spec, dd, out: Path, cfg: TeacherConfig, progress: bool, resume: bool) -> None:
+    "Train one run per learning rate in `.NAME.sweep/`; copy the best on dev to `out`."
+    sweep, results = out.parent/f'.{out.name}.sweep', {}
+    for lr in cfg.lr:   # each lr is its own resumable run; a finished one is skipped
+        d, one = sweep/f'lr{lr:g}', cfg.replace(lr=(lr,))
+        info = _read_marker(d) if (d/TEACHER_MARKER).is_file() else _finetune_one(spec, dd, d, one, _identity(one, dd), progress, resume)
+        results[lr] = info['metrics'][spec.eval_splits[0]][spec.main_metric]
+    best = max(cfg.lr, key=lambda l: results[l])
+    info = {**_read_marker(sweep/f'lr{best:g}'), **_identity(cfg, dd), 'sweep': {f'{l:g}': results[l] for l in cfg.lr}, 'best_lr': best}
+    with atomic_path(out) as tmp:
+        shutil.copytree(sweep/f'lr{best:g}', tmp)
+        write_json(tmp/TEACHER_MARKER, info)
+    shutil.rmtree(sweep, ignore_errors=True)
+
+def finetune_teacher(task: str | TaskSpec,        # GLUE task: 'sst2', 'qqp', 'mnli', 'mrpc'
+                     out,                          # output folder
+                     cfg: TeacherConfig | None = None,  # settings (default: `TeacherConfig()`)
+                     data=None,                    # a loaded `DatasetDict` (default: `load_task(task, data_dir)`)
+                     data_dir=None,                # local GLUE folder when `data` is not given
+                     progress: bool = True,        # progress bars
+                     resume: bool = True,          # resume an interrupted run; reuse a finished `out` with the same settings
+                     **changes) -> Teacher:        # changes to `cfg`, e.g. epochs=1, lr=(2e-5, 3e-5)
     "Fine-tune a sequence classifier on `task` with `Trainer`; keep the best dev checkpoint in `out`."
-    spec = get_task(task)
-    if out is None: raise UserError("finetune_teacher needs out=DIR (the CLI's --out), where the teacher is saved")
-    out, model = Path(out).expanduser(), default_teacher_path() if model is None else model
-    lrs = tuple(lr) if isinstance(lr, (tuple, list)) else (lr,)
-    configs = {l: _train_config(spec, model, data_dir, epochs, l, max_train, max_eval, batch_size, max_length, seed,
-                                warmup, weight_decay, eval_steps, max_steps, freeze_embeddings) for l in lrs}
-    final = configs[lrs[0]] if len(lrs) == 1 else {**configs[lrs[0]], 'lr': list(lrs)}
-    if (out/TEACHER_MARKER).is_file():
-        if resume and _read_marker(out).get('config') == final: return load_teacher(out)
-        if resume: raise UserError(f"{out} already holds a teacher trained with other settings; pick another --out "
-                                   "or delete it")
-    dd = dataset if dataset is not None else load_task(spec, data_dir, max_train, max_eval, seed)
+    spec, cfg, out = get_task(task), make_config(TeacherConfig, cfg, **changes), Path(out).expanduser()
+    dd = data if data is not None else load_task(spec, data_dir)
     if 'train' not in dd or spec.eval_splits[0] not in dd:
         raise UserError(f"{spec.name}: fine-tuning needs 'train' and '{spec.eval_splits[0]}' splits; got {list(dd)}")
-    if len(lrs) == 1:
-        _finetune_one(spec, model, dd, out, final, progress, resume)
-        return load_teacher(out)
-    sweep_dir = out.parent/f'.{out.name}.sweep'
-    results = {}
-    for l in lrs:   # each lr is its own resumable run; a finished one is skipped
-        d = sweep_dir/f'lr{l:g}'
-        info = _read_marker(d) if (d/TEACHER_MARKER).is_file() else _finetune_one(spec, model, dd, d, configs[l],
-                                                                                  progress, resume)
-        results[l] = info['metrics'][spec.eval_splits[0]][spec.main_metric]
-    best = max(lrs, key=lambda l: results[l])
-    src = sweep_dir/f'lr{best:g}'
-    info = {**_read_marker(src), 'config': final, 'sweep': {f'{l:g}': results[l] for l in lrs}, 'best_lr': best}
-    with atomic_path(out) as tmp:
-        shutil.copytree(src, tmp)
-        (tmp/TEACHER_MARKER).write_text(json.dumps(info, indent=1))
-    shutil.rmtree(sweep_dir, ignore_errors=True)
+    identity = _identity(cfg, dd)
+    if (out/TEACHER_MARKER).is_file() and resume:
+        if {k: _read_marker(out).get(k) for k in identity} == identity: return load_teacher(out)
+        raise UserError(f"{out} already holds a teacher trained with other settings or data; pick another --out or delete it")
+    if not torch.cuda.is_available(): choose_threads(cfg.threads, 'teacher', quiet=not progress)
+    if len(cfg.lr) == 1: _finetune_one(spec, dd, out, cfg, identity, progress, resume)
+    else: _sweep(spec, dd, out, cfg, progress, resume)
     return load_teacher(out)
 
-# %% ../nbs/02_teacher.ipynb #c025
-def plot_history(info: dict,            # a teacher's `info` (its bilstm_kd_teacher.json)
-                 title: str = 'Teacher fine-tuning'):
-    "Plotly figure: training loss per step and the dev main metric at each evaluation."
+# %% ../nbs/02_teacher.ipynb #c032
+def plot_history(history,            # records (dicts), {run name: records}, or a teacher's `info` (its bilstm_kd_teacher.json)
+                 keys=None,          # columns to plot, one panel each (default: a teacher's loss and dev metric)
+                 x: str | None = None,  # the x-axis column (default: 'step' for a teacher, 'epoch' for a student)
+                 title: str = ''):
+    "Plotly figure of training curves: one panel per key, one line per run. The student chapter uses it too."
     import plotly.graph_objects as go
-    h = info.get('log_history', [])
-    metric = 'eval_' + get_task(info['task']).main_metric
-    tr = [(r['step'], r['loss']) for r in h if 'loss' in r]
-    ev = [(r['step'], r[metric]) for r in h if metric in r]
-    fig = go.Figure()
-    if tr: fig.add_trace(go.Scatter(x=[s for s, _ in tr], y=[v for _, v in tr], name='train loss', mode='lines'))
-    if ev: fig.add_trace(go.Scatter(x=[s for s, _ in ev], y=[v for _, v in ev], name=f'dev {metric[5:]}',
-                                    mode='lines+markers', yaxis='y2'))
-    fig.update_layout(title=title, xaxis_title='step', yaxis_title='loss', template='plotly_white',
-                      yaxis2=dict(title=metric[5:], overlaying='y', side='right', range=[0, 1]))
+    from plotly.subplots import make_subplots
+    if isinstance(history, dict) and 'log_history' in history:    # a teacher's info
+        keys, x = keys or ('loss', 'eval_' + get_task(history['task']).main_metric), x or 'step'
+        history, title = history['log_history'], title or 'Teacher fine-tuning'
+    runs = history if isinstance(history, dict) else {'': history}
+    keys, x = keys or ('train_loss', 'dev_accuracy'), x or 'epoch'
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys))
+    for name, h in runs.items():
+        for j, k in enumerate(keys):
+            pts = [(r[x], r[k]) for r in h if k in r and x in r]
+            if pts: fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode='lines+markers',
+                                             name=f'{name} {k}'.strip(), legendgroup=name), row=1, col=j + 1)
+    fig.update_xaxes(title_text=x); fig.update_layout(title=title, height=350, template='plotly_white')
     return fig
 
-# %% ../nbs/02_teacher.ipynb #c028
-def length_batches(lengths,                 # token count of each input
-                   batch_size: int = 64,    # rows per batch
-                   max_tokens: int | None = None,  # instead: fill a batch up to this many (padded) tokens
-                   ) -> list[np.ndarray]:
-    "Index batches over inputs sorted longest-first, so each batch pads to nearly the same length."
-    lengths = np.asarray(lengths)
-    order = np.argsort(-lengths, kind='stable')
-    if max_tokens is None: return [order[i:i+batch_size] for i in range(0, len(order), batch_size)]
-    out, i = [], 0
-    while i < len(order):
-        n = max(1, max_tokens // max(int(lengths[order[i]]), 1))   # the first row of a batch is its longest
-        out.append(order[i:i+n]); i += n
-    return out
-
-def padding_stats(lengths, batches) -> dict:
-    "Real and padding tokens when each batch (index array) is padded to its longest member."
-    lengths = np.asarray(lengths)
-    real = int(lengths.sum())
-    padded = int(sum(lengths[b].max() * len(b) for b in batches if len(b)))
-    return dict(real=real, padded=padded, padding=padded - real)
-
-# %% ../nbs/02_teacher.ipynb #c033
-def quantize_int8(model):
-    "A copy of `model` with every `nn.Linear` dynamically quantised to int8 (CPU only)."
-    qd = getattr(getattr(torch, 'ao', None) and getattr(torch.ao, 'quantization', None), 'quantize_dynamic', None)
-    if qd is None:
-        raise UserError(f"int8 labelling needs torch.ao.quantization.quantize_dynamic, which torch {torch.__version__} "
-                        "no longer has; label in fp32 (quantize=False / no --int8)")
-    if next(model.parameters()).device.type != 'cpu':
-        raise UserError("int8 dynamic quantisation runs on the CPU only; on a GPU label in bf16/fp32 (quantize=False)")
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='.*quantiz', category=DeprecationWarning)
-        warnings.filterwarnings('ignore', message='.*quantiz', category=UserWarning)
-        return qd(copy.deepcopy(model).float(), {torch.nn.Linear}, dtype=torch.qint8).eval()
-
-def _int8_of(teacher):
-    "The teacher's int8 model, built once per weights fingerprint."
-    fp = teacher.fingerprint
-    if getattr(teacher, '_int8', (None, None))[0] != fp: teacher._int8 = (fp, quantize_int8(teacher.model))
-    return teacher._int8[1]
-
-# %% ../nbs/02_teacher.ipynb #c035
-def auto_threads() -> int:
-    "torch's thread count, lowered to the cores not already busy (1-minute load average), at least 1."
-    try: busy = os.getloadavg()[0]
-    except (AttributeError, OSError): return torch.get_num_threads()   # no load average (Windows)
-    return max(1, min(torch.get_num_threads(), round((os.cpu_count() or 1) - busy)))
-
-def _as_inputs(texts) -> list:
-    "Normalise `texts` to a list of str or a list of (str, str) pairs."
-    if hasattr(texts, 'column_names'): texts = texts_of(texts)
-    texts = list(texts)
-    if not texts: return texts
-    pairs = [isinstance(t, (tuple, list)) for t in texts]
-    if any(pairs) and not all(pairs): raise UserError("mix of sentences and sentence pairs; pass one kind")
-    if all(pairs):
-        if any(len(t) != 2 for t in texts): raise UserError("pair inputs must be (text_a, text_b) tuples")
-        return [(str(a), str(b)) for a, b in texts]
-    return [str(t) for t in texts]
-
-def _forward_sorted(model, tokenizer, texts, batch_size, max_tokens, max_length, progress, desc='teacher') -> np.ndarray:
-    "Logits for `texts` (no duplicates assumed), computed in length-sorted padded batches, returned in input order."
-    from tqdm.auto import tqdm
-    pair = isinstance(texts[0], tuple)
-    enc = tokenizer(*([list(x) for x in zip(*texts)] if pair else [texts]), truncation=True, max_length=max_length,
-                    return_attention_mask=False)
-    ids = enc['input_ids']; tt = enc.get('token_type_ids') if pair else None
-    lengths = np.fromiter((len(x) for x in ids), int, len(ids))
-    dev = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device('cpu')
-    pad = tokenizer.pad_token_id or 0
-    out = np.empty((len(texts), model.config.num_labels), np.float32)
-    with torch.inference_mode(), tqdm(total=len(texts), desc=desc, disable=not progress, unit='text') as bar:
-        for b in length_batches(lengths, batch_size, max_tokens):
-            L = int(lengths[b[0]])
-            x = np.full((len(b), L), pad, np.int64); m = np.zeros((len(b), L), np.int64)
-            t = np.zeros((len(b), L), np.int64) if tt is not None else None
-            for r, j in enumerate(b):
-                n = lengths[j]; x[r, :n] = ids[j]; m[r, :n] = 1
-                if t is not None: t[r, :n] = tt[j]
-            kw = dict(input_ids=torch.from_numpy(x).to(dev), attention_mask=torch.from_numpy(m).to(dev))
-            if t is not None: kw['token_type_ids'] = torch.from_numpy(t).to(dev)
-            out[b] = model(**kw).logits.float().cpu().numpy()
-            bar.update(len(b))
-    return out
-
-# %% ../nbs/02_teacher.ipynb #c037
-class CacheRebuildWarning(UserWarning):
-    "A cache shard was corrupt or partial; it was removed and its rows will be recomputed."
-
-def text_key(text) -> bytes:
-    "16-byte key of one input: a sentence or a (text_a, text_b) pair."
-    import hashlib
-    if isinstance(text, tuple): raw = b'p' + str(len(text[0])).encode() + b':' + (text[0] + text[1]).encode()
-    else: raw = b's' + text.encode()
-    return hashlib.blake2b(raw, digest_size=16).digest()
-
-class LogitsCache:
-    "On-disk, content-addressed store of teacher logits: `root/<teacher fingerprint>/shard-*.npz`."
-    def __init__(self,
-                 root=None,               # folder; default `cache_dir()/'logits'`
-                 chunk_size: int = 4096): # rows labelled and persisted per shard
-        self.root = Path(root).expanduser() if root is not None else cache_dir()/'logits'
-        self.chunk_size = chunk_size
-        self._index = {}                  # fingerprint -> {key: logits row}
-        self.hits = self.misses = 0       # counts of the last `teacher_logits` call
-
-    def _dir(self, fp): return self.root/fp       # one folder per teacher (and per int8 variant)
-
-    @staticmethod
-    def _digest(keys, logits):
-        import hashlib
-        return np.frombuffer(hashlib.sha256(keys.tobytes() + logits.tobytes()).digest(), np.uint8)
-
-    def _read_shard(self, path):
-        with np.load(path, allow_pickle=False) as z:
-            keys, logits, digest = z['keys'], z['logits'], z['digest']
-        if keys.ndim != 2 or keys.shape[1] != 16 or logits.ndim != 2 or len(keys) != len(logits) \
-           or logits.dtype != np.float32 or not np.array_equal(digest, self._digest(keys, logits)):
-            raise ValueError('shape, dtype or checksum mismatch')
-        return keys, logits
-
-    def load(self, fp: str) -> dict:
-        "The key -> logits index of teacher `fp`, read from disk once (corrupt shards removed)."
-        if fp in self._index: return self._index[fp]
-        idx = {}
-        for path in sorted(self._dir(fp).glob('shard-*.npz')):
-            try: keys, logits = self._read_shard(path)
-            except Exception as e:
-                warnings.warn(f"logits cache shard {path} is corrupt or partial ({type(e).__name__}: {e}); "
-                              "removed, its rows will be recomputed", CacheRebuildWarning)
-                path.unlink(missing_ok=True); continue
-            idx.update(zip(map(bytes, keys), logits))
-        self._index[fp] = idx
-        return idx
-
-    def add(self, fp: str, keys: list, logits: np.ndarray):
-        "Persist one chunk atomically, and index it."
-        k = np.frombuffer(b''.join(keys), np.uint8).reshape(len(keys), 16)
-        logits = np.ascontiguousarray(logits, np.float32)
-        d = self._dir(fp); d.mkdir(parents=True, exist_ok=True)
-        digest = self._digest(k, logits)
-        with atomic_path(d/f'shard-{bytes(digest[:8]).hex()}.npz') as tmp:
-            with open(tmp, 'wb') as f: np.savez(f, keys=k, logits=logits, digest=digest)
-        self.load(fp).update(zip(keys, logits))
-
-    def __len__(self): return sum(len(v) for v in self._index.values())
-    def __repr__(self): return f"LogitsCache({str(self.root)!r}, {len(self)} rows loaded)"
-
-# %% ../nbs/02_teacher.ipynb #c039
-def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_teacher`
-                   texts,                     # list of str, list of (a, b) pairs, or a dataset split
-                   batch_size: int = 64,      # rows per batch (see `max_tokens`)
-                   quantize: bool = False,    # label with an int8 dynamically quantised copy (CPU only)
-                   cache=None,                # a `LogitsCache`, a folder for one, True for the default, or None
-                   progress: bool = True,     # tqdm progress bar
-                   max_tokens: int | None = None,  # fill batches up to this many tokens instead of `batch_size` rows
-                   num_threads: int | None = None, # CPU threads for this call; None: `auto_threads()`
-                   ) -> np.ndarray:
-    "Teacher logits, float32 `[N, num_labels]`, in input order; length-sorted batches; cached when `cache` is given."
-    texts = _as_inputs(texts)
-    C = teacher.num_labels
-    if not texts: return np.zeros((0, C), np.float32)
-    if teacher.task is not None and get_task(teacher.task).pair != isinstance(texts[0], tuple):
-        kind = 'sentence pairs' if get_task(teacher.task).pair else 'single sentences'
-        raise UserError(f"this is a {teacher.task} teacher; it takes {kind}")
-    model = _int8_of(teacher) if quantize else teacher.model
-    if cache is True: cache = LogitsCache()
-    elif cache is not None and not isinstance(cache, LogitsCache): cache = LogitsCache(cache)
-    keys = [text_key(t) for t in texts]
-    first = {}                                   # key -> first position: each distinct input once
-    for i, k in enumerate(keys): first.setdefault(k, i)
-    old = torch.get_num_threads()
-    if teacher.device.type == 'cpu': torch.set_num_threads(num_threads or auto_threads())
-    try:
-        if cache is None:
-            uniq = list(first)
-            got = dict(zip(uniq, _forward_sorted(model, teacher.tokenizer, [texts[first[k]] for k in uniq], batch_size,
-                                                 max_tokens, teacher.max_length, progress)))
-        else:
-            fp = teacher.fingerprint + ('-int8' if quantize else '')
-            got = cache.load(fp)
-            todo = [k for k in first if k not in got]
-            cache.hits, cache.misses = len(first) - len(todo), len(todo)
-            for s in range(0, len(todo), cache.chunk_size):
-                chunk = todo[s:s+cache.chunk_size]
-                cache.add(fp, chunk, _forward_sorted(model, teacher.tokenizer, [texts[first[k]] for k in chunk],
-                                                     batch_size, max_tokens, teacher.max_length, progress,
-                                                     desc=f'teacher {s//cache.chunk_size+1}/{-(-len(todo)//cache.chunk_size)}'))
-    finally: torch.set_num_threads(old)
-    return np.stack([got[k] for k in keys]).astype(np.float32, copy=False)
-
-# %% ../nbs/02_teacher.ipynb #c054
-def softmax(z: np.ndarray) -> np.ndarray:
-    "Row-wise softmax of logits."
-    z = np.asarray(z, np.float64); e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-def reliability(probs: np.ndarray,     # [N, C] class probabilities
-                labels,                # [N] gold label ids
-                n_bins: int = 10) -> dict:
-    "Confidence bins: mean confidence, accuracy and count per bin, and the expected calibration error."
-    probs, labels = np.asarray(probs), np.asarray(labels)
-    conf, correct = probs.max(-1), probs.argmax(-1) == labels
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        mean_conf = np.bincount(bins, conf, n_bins) / count
-        acc = np.bincount(bins, correct, n_bins) / count
-    ece = float(np.nansum(count / len(conf) * np.abs(acc - mean_conf)))
-    return dict(edges=np.linspace(0, 1, n_bins + 1), confidence=mean_conf, accuracy=acc, count=count, ece=ece)
-
-def confusion(labels, preds, num_labels: int) -> np.ndarray:
-    "Confusion counts: row = gold label, column = prediction."
-    return np.bincount(np.asarray(labels) * num_labels + np.asarray(preds), minlength=num_labels**2).reshape(num_labels, -1)
-
-# %% ../nbs/02_teacher.ipynb #c055
-def plot_confusion(labels, preds, label_names, title='Confusion matrix (dev)'):
-    "Plotly heatmap of the confusion matrix."
-    import plotly.graph_objects as go
-    cm = confusion(labels, preds, len(label_names))
-    fig = go.Figure(go.Heatmap(z=cm, x=list(label_names), y=list(label_names), text=cm, texttemplate='%{text}',
-                               colorscale='Blues', showscale=False))
-    fig.update_layout(title=title, xaxis_title='predicted', yaxis_title='gold', yaxis_autorange='reversed',
-                      template='plotly_white', width=420, height=380)
-    return fig
-
-def plot_reliability(probs, labels, n_bins: int = 10, title='Reliability diagram (dev)'):
-    "Plotly reliability diagram: accuracy per confidence bin against the diagonal."
-    import plotly.graph_objects as go
-    r = reliability(probs, labels, n_bins)
-    mids = (r['edges'][:-1] + r['edges'][1:]) / 2
-    fig = go.Figure([go.Bar(x=mids, y=r['accuracy'], width=1 / n_bins, name='accuracy', customdata=r['count'],
-                            hovertemplate='conf %{x:.2f}: acc %{y:.2f} (n=%{customdata})'),
-                     go.Scatter(x=[0, 1], y=[0, 1], mode='lines', name='perfect calibration', line=dict(dash='dash'))])
-    fig.update_layout(title=f"{title}: ECE {r['ece']:.3f}", xaxis_title='confidence', yaxis_title='accuracy',
-                      xaxis_range=[0, 1], yaxis_range=[0, 1], template='plotly_white', width=480, height=400)
-    return fig
-
-# %% ../nbs/02_teacher.ipynb #c064
+# %% ../nbs/02_teacher.ipynb #c036
 def _cli_teacher(args) -> int:
-    t = finetune_teacher(args.task, model=args.model, data_dir=args.data_dir, out=args.out, epochs=args.epochs,
-                         lr=tuple(args.lr) if len(args.lr) > 1 else args.lr[0], max_train=args.max_train,
-                         max_eval=args.max_eval, batch_size=args.batch_size, seed=args.seed,
-                         freeze_embeddings=args.freeze_embeddings, progress=not args.json)
+    cfg = config_from_args(TeacherConfig, args)
+    data = config_from_args(DataConfig, args)
+    dd = load_task(args.task, args.data_dir, data.max_train, data.max_eval, data.seed, verbose=not args.json)
+    t = finetune_teacher(args.task, args.out, cfg, data=dd, progress=not args.json)
     res = dict(out=str(args.out), task=t.task, metrics=t.info.get('metrics'), steps=t.info.get('steps'),
                train_seconds=t.info.get('train_seconds'))
     print(json.dumps(res) if args.json else f"teacher saved to {args.out}: {res['metrics']}")
     return 0
 
-def add_cli(sub):
+@cli_part
+def _cli(sub):
     "Register the `teacher` subcommand on argparse subparsers `sub`."
     p = sub.add_parser('teacher', help='fine-tune a teacher (BERT-family encoder) on a GLUE task')
-    add_data_args(p)
+    add_data_args(p, subsets=True)
     p.add_argument('--out', required=True, help='output folder for the teacher')
-    p.add_argument('--model', default=None, help='backbone folder or hub name (default: packaged all-MiniLM-L6-v2)')
-    p.add_argument('--epochs', type=float, default=1.0)
-    p.add_argument('--lr', type=float, nargs='+', default=[5e-5], help='learning rate(s); several = sweep, keep best')
-    p.add_argument('--max-train', type=int, default=None, help='train on a stratified subset of N rows')
-    p.add_argument('--max-eval', type=int, default=None, help='evaluate on a subset of N dev rows')
-    p.add_argument('--batch-size', type=int, default=32)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--freeze-embeddings', action='store_true', help='keep word embeddings fixed (faster on CPU)')
+    add_config_args(p, TeacherConfig, skip=('seed',))
     p.add_argument('--json', action='store_true', help='print the result as JSON')
     p.set_defaults(func=_cli_teacher)
     return sub
-
-# %% ../nbs/02_teacher.ipynb #c067
-def check_padding_saved(answer: int,       # your number of padding tokens saved
-                        tokenizer=None,    # the teacher tokenizer (default: packaged MiniLM's)
-                        data_dir=None):
-    "Exercise 1: padding tokens saved by length-sorting the SST-2 dev sentences in batches of 64."
-    from transformers import AutoTokenizer
-    tok = tokenizer or AutoTokenizer.from_pretrained(str(default_teacher_path()))
-    texts = texts_of(load_task('sst2', data_dir, verbose=False)['validation'])
-    lens = [len(x) for x in tok(texts, truncation=True, max_length=128)['input_ids']]
-    plain = padding_stats(lens, [np.arange(i, min(i + 64, len(lens))) for i in range(0, len(lens), 64)])
-    srt = padding_stats(lens, length_batches(lens, 64))
-    truth = plain['padding'] - srt['padding']
-    if int(answer) == truth:
-        return (f"Correct: {truth} of {plain['padding']} padding tokens disappear; the batches now hold "
-                f"{srt['padded']} instead of {plain['padded']} tokens for {plain['real']} real ones.")
-    if int(answer) == plain['padding']: return "That is all the padding of file order; subtract what sorted batches still pad."
-    return (f"Not quite ({answer}). Count tokens with the teacher's tokenizer (special tokens included, truncation at 128), "
-            "then compare padding_stats of file-order batches with that of length_batches(lens, 64).")
-
-# %% ../nbs/02_teacher.ipynb #c070
-def check_int8_fraction(answer: float,  # fraction of parameters that int8 quantisation converts, 0..1
-                        model):          # the teacher's model
-    "Exercise 2: the share of parameters in `nn.Linear` weights (what dynamic int8 quantises)."
-    lin = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    total = sum(p.numel() for p in model.parameters())
-    truth = lin / total
-    emb = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding)) / total
-    if abs(answer - truth) < 0.005:
-        return (f"Correct: {truth:.3f} of the parameters. Embeddings are {emb:.3f} of the model and stay fp32, so the "
-                f"weights shrink to {(1 - truth) + truth / 4:.2f}x their size, not 0.25x; the speed-up comes from int8 "
-                "matrix products, where nearly all the compute is.")
-    if abs(answer - (1 - truth)) < 0.005: return "That is the share that stays fp32; the question asks for the int8 share."
-    return f"Not quite ({answer:.3f}). Sum `weight.numel()` over nn.Linear modules and divide by all parameters."
-
-# %% ../nbs/02_teacher.ipynb #c073
-def check_ece(answer: float,   # your expected calibration error
-              logits,          # the teacher's dev logits [N, C]
-              labels,          # gold labels [N]
-              n_bins: int = 10):
-    "Exercise 3: expected calibration error with `n_bins` equal-width confidence bins."
-    truth = reliability(softmax(logits), labels, n_bins)['ece']
-    if abs(answer - truth) < 1e-3:
-        return f"Correct: ECE = {truth:.4f}. " + ("Well calibrated." if truth < 0.03 else
-               "Noticeably miscalibrated: the student will learn these over- or under-confident logits too.")
-    return (f"Not quite ({answer:.4f}). Confidence = max softmax probability; bin i holds conf in [i/10, (i+1)/10) "
-            "(1.0 in the last bin); weight each bin's |accuracy - mean confidence| by its share of rows.")

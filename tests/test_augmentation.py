@@ -1,13 +1,16 @@
-"Augmentation (Tang et al. 2019, Section 3.2): statistics of the rules, provenance, determinism, pairs, widget, CLI."
+"Augmentation (Tang et al. 2019, §3.3): statistics of the rules, provenance, determinism, pairs, widget, CLI."
 import json, sys, types
 
 import numpy as np
 import pytest
 
-from bilstm_kd.augmentation import (MASK_TOKEN, P_MASK, AugmentExplorer, Augmenter, PosTable, build_transfer_set,
-                                    check_copy_prob, check_ngram, check_params, check_pos_sampler, draw, get_tagger,
-                                    load_transfer_set, pos_tag, save_transfer_set, transfer_meta)
-from bilstm_kd.data import UserError, load_task
+from bilstm_kd.augmentation import AugmentConfig, Augmenter, PosTable, WORD_RULES, draw, get_tagger, pos_tag
+from bilstm_kd.transfer import build_transfer_set, load_transfer_set, save_transfer_set, transfer_meta
+from bilstm_kd.widgets import AugmentExplorer
+from bilstm_kd.exercises import check_copy_prob, check_ngram, check_pos_sampler
+from bilstm_kd.core import UserError
+from bilstm_kd.data import load_task
+from bilstm_kd.tokenization import MASK_TOKEN
 from bilstm_kd.tokenization import tokenize
 
 
@@ -27,31 +30,31 @@ def mrpc_small(glue_dir):
 @pytest.mark.parametrize('args, msg', [((1.5, .1, .25, 20), 'p_mask must be a probability in [0, 1]'),
                                        ((.1, -.01, .25, 20), 'p_pos must be a probability'),
                                        ((.1, .1, 2, 20), 'p_ng must be a probability'),
-                                       ((.1, .1, float('nan'), 20), 'p_ng must be a probability'),
+                                       ((.1, .1, float('nan'), 20), 'p_ng must be a finite number'),
                                        ((.6, .5, .25, 20), 'p_mask + p_pos must be <= 1'),
-                                       ((.1, .1, .25, 0), 'n_iter must be an integer >= 1'),
-                                       ((.1, .1, .25, 2.5), 'n_iter must be an integer >= 1')])
+                                       ((.1, .1, .25, 0), 'n_iter must be >= 1'),
+                                       ((.1, .1, .25, 2.5), 'n_iter must be an integer')])
 def test_bad_parameters(args, msg):
-    with pytest.raises(UserError, match=msg.replace('[', r'\[').replace(']', r'\]').replace('+', r'\+')) as e:
-        check_params(*args)
-    assert '\n' not in str(e.value) and ';' in str(e.value)         # one line: what is wrong; how to fix it
-    check_params(1.0, 0.0, 0.0, 1); check_params(0.5, 0.5, 1.0, 1)  # the edges are fine
+    mk = lambda a: AugmentConfig(p_mask=a[0], p_pos=a[1], p_ng=a[2], n_iter=a[3])
+    with pytest.raises(UserError, match=msg.replace('[', r'\[').replace(']', r'\]').replace('+', r'\+')) as e: mk(args)
+    assert '\n' not in str(e.value)                                 # one line
+    mk((1.0, 0.0, 0.0, 1)); mk((0.5, 0.5, 1.0, 1))                  # the edges are fine
 
 
 def test_shares_match_p_mask_and_p_pos(aug):
     e = aug.corpus[0]
     ms, rs = [], []
     for seed in range(5):
-        d = draw(e, aug.table, 0.15, 0.25, 0.0, np.random.default_rng(seed))
-        assert not (d.masked & d.replaced).any()                     # one rule per word
-        ms.append(d.masked.mean()); rs.append(d.replaced.mean())
+        d = draw(e, aug.table, AugmentConfig(p_mask=0.15, p_pos=0.25, p_ng=0.0), np.random.default_rng(seed))
+        assert not (d.fired['masked'] & d.fired['replaced']).any()   # one rule per word
+        ms.append(d.fired['masked'].mean()); rs.append(d.fired['replaced'].mean())
     assert abs(np.mean(ms) - 0.15) < 0.005 and abs(np.mean(rs) - 0.25) < 0.005
 
 
 def test_replacements_keep_tag_and_come_from_its_vocabulary(aug):
     e = aug.corpus[0]
-    d = draw(e, aug.table, 0.0, 0.5, 0.0, np.random.default_rng(1))
-    rep = np.nonzero(d.replaced)[0]
+    d = draw(e, aug.table, AugmentConfig(p_mask=0.0, p_pos=0.5, p_ng=0.0), np.random.default_rng(1))
+    rep = np.nonzero(d.fired['replaced'])[0]
     assert len(rep) > 1000
     assert (aug.table.counts[e.tags[rep], d.ids[rep]] > 0).all()     # (tag of the original, new word) seen in train
     for i in rep[:300]:
@@ -65,7 +68,7 @@ def test_replacements_keep_tag_and_come_from_its_vocabulary(aug):
 
 def test_ngrams_are_contiguous_runs_of_1_to_5_words(aug):
     e = aug.corpus[0]
-    d = draw(e, aug.table, 0.1, 0.1, 1.0, np.random.default_rng(2))
+    d = draw(e, aug.table, AugmentConfig(p_ng=1.0), np.random.default_rng(2))
     assert d.ngram.all()
     texts = d.texts(aug.table).to_pylist()
     for i in range(len(e)):
@@ -78,7 +81,7 @@ def test_ngrams_are_contiguous_runs_of_1_to_5_words(aug):
 
 
 def test_ngram_coin_has_probability_p_ng(aug):
-    d = draw(aug.corpus[0], aug.table, 0.1, 0.1, 0.3, np.random.default_rng(3))
+    d = draw(aug.corpus[0], aug.table, AugmentConfig(p_ng=0.3), np.random.default_rng(3))
     assert abs(d.ngram.mean() - 0.3) < 0.04
 
 
@@ -98,7 +101,7 @@ def test_empty_and_one_word_inputs(aug):
 def test_transfer_set_columns_and_provenance(sst2_small):
     st = {}
     ds = build_transfer_set(sst2_small.select(range(400)), n_iter=10, seed=0, stats=st)
-    for c in ('text_a', 'source_idx', 'is_original', 'label', 'iter', 'masked_a', 'replaced_a', 'replaced_from_a',
+    for c in ('text_a', 'source_idx', 'is_original', 'label', 'iter', 'masked_a', 'replaced_a',
               'ngram_start_a', 'ngram_end_a'):
         assert c in ds.column_names
     df = ds.to_pandas()
@@ -113,7 +116,6 @@ def test_transfer_set_columns_and_provenance(sst2_small):
         words = tokenize(src[r.source_idx])
         masked, replaced = set(r.masked_a), set(r.replaced_a)
         assert not masked & replaced
-        assert [words[p] for p in r.replaced_a] == list(r.replaced_from_a)
         s, e = (r.ngram_start_a, r.ngram_end_a) if r.ngram_start_a >= 0 else (0, len(words))
         out = r.text_a.split(' ')
         assert len(out) == e - s
@@ -137,7 +139,7 @@ def test_same_seed_gives_byte_identical_saved_set(sst2_small, tmp_path):
 
 
 def test_pairs_cycle_first_second_both(mrpc_small):
-    ds = build_transfer_set(mrpc_small, n_iter=6, seed=0, dedupe='example', include_originals=False)
+    ds = build_transfer_set(mrpc_small, n_iter=6, seed=0, dedupe='example', originals=False)
     assert 'text_b' in ds.column_names and 'masked_b' in ds.column_names
     df = ds.to_pandas()
     assert set(df.side) == {'a', 'b', 'ab'}
@@ -245,30 +247,33 @@ def test_explorer_logic_without_a_browser(sst2_small, aug):
     teacher = lambda batch: np.tile([0.3, 0.7], (len(batch), 1))
     ex = AugmentExplorer(texts, teacher=teacher, label_names=['neg', 'pos'], augmenter=aug, max_hist=300)
     ex.example.value = next(i for i, t in enumerate(texts) if len(t.split()) >= 8)
-    assert ex.p_mask.description == 'p_mask' and ex.p_mask.value == P_MASK
+    k = ex.knobs
+    assert k['p_mask'].description == 'p_mask' and k['p_mask'].value == AugmentConfig().p_mask
+    assert list(k) == [r.prob for r in WORD_RULES] + ['p_ng', 'n_iter', 'seed']   # one slider per registered rule
     h0 = ex.html.value
-    ex.p_mask.value, ex.p_pos.value, ex.p_ng.value = 1.0, 0.0, 0.0
-    assert ex.html.value != h0 and ex.html.value.count('class="aug-mask"') >= 8 * ex.n_iter.value
-    assert 'class="aug-repl"' not in ex.html.value and 'class="aug-drop"' not in ex.html.value
-    ex.p_mask.value, ex.p_pos.value = 0.0, 1.0
-    assert 'class="aug-repl"' in ex.html.value and 'class="aug-mask"' not in ex.html.value
-    ex.p_pos.value, ex.p_ng.value = 0.0, 1.0
+    k['p_mask'].value, k['p_pos'].value, k['p_ng'].value = 1.0, 0.0, 0.0
+    assert ex.html.value != h0 and ex.html.value.count('class="aug-masked"') >= 8 * k['n_iter'].value
+    assert 'class="aug-replaced"' not in ex.html.value and 'class="aug-drop"' not in ex.html.value
+    k['p_mask'].value, k['p_pos'].value = 0.0, 1.0
+    assert 'class="aug-replaced"' in ex.html.value and 'class="aug-masked"' not in ex.html.value
+    k['p_pos'].value, k['p_ng'].value = 0.0, 1.0
     assert 'class="aug-drop"' in ex.html.value
-    ex.p_ng.value = 0.0
-    assert ex.rows['status'] == ['copy'] * ex.n_iter.value and '0 kept' in ex.html.value
-    ex.n_iter.value = 3; assert len(ex.rows['status']) == 3
-    ex.p_mask.value, ex.p_pos.value = 0.3, 0.3; h = ex.html.value
-    ex.seed.value = 9; assert ex.html.value != h
+    k['p_ng'].value = 0.0
+    assert ex.rows['status'] == ['copy'] * k['n_iter'].value and '0 kept' in ex.html.value
+    k['n_iter'].value = 3; assert len(ex.rows['status']) == 3
+    k['p_mask'].value, k['p_pos'].value = 0.3, 0.3; h = ex.html.value
+    k['seed'].value = 9; assert ex.html.value != h
     ex.typed.value = 'an utterly <b>gorgeous</b> film'
     assert 'gorgeous' in ex.source.value and '<b>gorgeous' not in ex.html.value + ex.source.value  # escaped
-    assert list(ex.fig_probs.data[0].x)[0] == 'original' and len(ex.fig_probs.data) == 2
+    assert list(ex.fig_logits.data[0].x)[0] == 'original' and len(ex.fig_logits.data) == 2
+    assert list(ex.fig_logits.data[1].y)[0] == 0.7                                   # the teacher's logits, per class
     assert [t.name for t in ex.fig_lengths.data] == ['original', 'augmented']
-    ex.p_mask.value = 0.8
+    k['p_mask'].value = 0.8
     assert 'p_mask + p_pos must be &lt;= 1' in ex.html.value
 
 
 def test_cli(glue_dir, tmp_path, capsys):
-    from bilstm_kd.pipeline import main
+    from bilstm_kd.cli import main
     out = tmp_path/'ts'
     with pytest.raises(SystemExit) as e:
         main(['augment', '--task', 'sst2', '--data-dir', str(glue_dir), '--max-train', '200', '--n-iter', '3',
@@ -277,8 +282,8 @@ def test_cli(glue_dir, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary['n_source'] == 200 and summary['n_samples'] > 0 and 0 < summary['unique_yield'] <= 1
     assert load_transfer_set(out).num_rows == summary['n_rows']
-    for bad, msg in ((['--p-mask', '1.5'], 'p_mask must be'), (['--p-mask', '.6', '--p-pos', '.6'], 'p_mask + p_pos'),
-                     (['--n-iter', '0'], 'n_iter must be'), (['--p-ng', '-1'], 'p_ng must be')):
+    for bad, msg in ((['--p-mask', '1.5'], '--p-mask: must be'), (['--p-mask', '.6', '--p-pos', '.6'], 'p_mask + p_pos'),
+                     (['--n-iter', '0'], '--n-iter: must be'), (['--p-ng', '-1'], '--p-ng: must be')):
         with pytest.raises(SystemExit) as e:
             main(['augment', '--task', 'sst2', '--data-dir', str(glue_dir), '--out', str(tmp_path/'bad'), *bad])
         err = capsys.readouterr().err.strip()

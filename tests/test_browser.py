@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = Path(os.environ.get('BILSTM_KD_BROWSER_NBS') or ROOT/'nbs')  # where the notebooks under test live
-AUG_NB, EVAL_NB = '03_augmentation.ipynb', '06_evaluation.ipynb'
+AUG_NB = EVAL_NB = '08_widgets.ipynb'   # both explorers live in the widgets chapter
 CHROMIUM = Path('/usr/bin/chromium')
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
                  '--no-first-run', '--disable-sync', '--disable-quic']
@@ -100,11 +100,11 @@ class Lab:
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory, artifacts_dir):
-    missing = [n for n in (AUG_NB, EVAL_NB) if not (NBS/n).is_file()]
+    missing = [n for n in {AUG_NB, EVAL_NB} if not (NBS/n).is_file()]
     if missing: pytest.fail(f'notebooks under test missing from {NBS}: {missing}')
     pytest.importorskip('jupyterlab', reason='jupyterlab missing: pip install -e ".[dev]"')
     root = tmp_path_factory.mktemp('lab_root')
-    for n in (AUG_NB, EVAL_NB): runnable_copy(NBS/n, root/n)
+    for n in {AUG_NB, EVAL_NB}: runnable_copy(NBS/n, root/n)
     server = Lab(root, tmp_path_factory.mktemp('lab_home'), artifacts_dir/'jupyterlab.log')
     try:
         server.wait_ready()
@@ -226,7 +226,7 @@ def wait_change(fn, old, timeout=60):
 # --- the tests ---
 
 def test_augmentation_explorer(page, lab, artifacts_dir):
-    "Run the augmentation chapter; moving the p_mask slider changes the samples the explorer shows."
+    "Run the widgets chapter; moving the p_mask slider changes the samples the augmentation explorer shows."
     open_notebook(page, lab, AUG_NB)
     run_all(page, AUG_NB)
     label = page.locator('.widget-label', has_text=re.compile(r'^\s*p_mask\s*$'))
@@ -236,7 +236,7 @@ def test_augmentation_explorer(page, lab, artifacts_dir):
     cell.scroll_into_view_if_needed()
     before = rendered(cell)
     assert before.strip(), 'the augmentation explorer renders no samples (no HTML or Output widget next to p_mask)'
-    shot(cell, artifacts_dir/'03_augmentation_explorer_before.png')
+    shot(cell, artifacts_dir/'08_augmentation_explorer_before.png')
     readout = slider.locator('.widget-readout')
     value = readout.inner_text()
     # move the slider the way a learner does with the keyboard: focus its handle, page it towards the middle
@@ -247,12 +247,12 @@ def test_augmentation_explorer(page, lab, artifacts_dir):
     assert wait_change(readout.inner_text, value, timeout=10) != value, 'the p_mask slider did not move'
     wait_idle(page)
     after = rendered(cell)
-    shot(cell, artifacts_dir/'03_augmentation_explorer_after.png')
-    page.screenshot(path=str(artifacts_dir/'03_augmentation_page.png'))
+    shot(cell, artifacts_dir/'08_augmentation_explorer_after.png')
+    page.screenshot(path=str(artifacts_dir/'08_augmentation_page.png'))
     assert after != before, f'moving p_mask ({value} -> {readout.inner_text()}) did not change the rendered samples'
 
 def test_teacher_vs_student_explorer(page, lab, artifacts_dir):
-    "Run the evaluation chapter; a sentence typed into the explorer draws a probability bar chart for each model."
+    "Run the widgets chapter; a sentence typed into the explorer draws bars for the teacher, the student and no-KD."
     open_notebook(page, lab, EVAL_NB)
     run_all(page, EVAL_NB)
     label = page.locator('.widget-label', has_text=re.compile(r'^\s*Sentence\s*$'))
@@ -270,14 +270,14 @@ def test_teacher_vs_student_explorer(page, lab, artifacts_dir):
     # wait for the bars to be drawn; then, per chart, its text (title, legend, axes) and the bars of each trace
     cell.locator('.js-plotly-plot .barlayer path').first.wait_for(state='attached', timeout=60_000)
     time.sleep(1)  # let plotly finish drawing
-    shot(cell, artifacts_dir/'06_evaluation_explorer.png')
-    page.screenshot(path=str(artifacts_dir/'06_evaluation_page.png'))
+    shot(cell, artifacts_dir/'08_teacher_student_explorer.png')
+    page.screenshot(path=str(artifacts_dir/'08_explorer_page.png'))
     charts = cell.locator('.js-plotly-plot').evaluate_all("""els => els.map(e => ({
         text: Array.from(e.querySelectorAll('svg text')).map(t => t.textContent).join(' ').toLowerCase(),
         traces: Array.from(e.querySelectorAll('.barlayer .trace')).map(t =>
             Array.from(t.querySelectorAll('.point path')).filter(p => p.getBBox().height > 0).length)}))""")
     assert charts, 'the teacher-vs-student explorer shows no plotly chart after typing a sentence'
     drawn = [c for c in charts if sum(n > 0 for n in c['traces'])]
-    assert sum(sum(n > 0 for n in c['traces']) for c in drawn) >= 2, f'fewer than two models have bars: {charts}'
-    for model in ('teacher', 'student'):
+    assert sum(sum(n > 0 for n in c['traces']) for c in drawn) >= 3, f'fewer than three models have bars: {charts}'
+    for model in ('teacher', 'student', 'no-kd'):
         assert any(model in c['text'] for c in drawn), f'no bars named for the {model}: charts show {charts}'

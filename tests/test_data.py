@@ -4,8 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bilstm_kd.data import (CARVED_NOTE, CarvedSplitWarning, TASKS, UserError, atomic_path, compute_metrics,
-                            fingerprint, get_task, load_task, read_glue_tsv, split_note, texts_of)
+from bilstm_kd.core import UserError, atomic_path, fingerprint
+from bilstm_kd.data import (CARVED_NOTE, CarvedSplitWarning, TASKS, compute_metrics, get_task, load_task, read_glue_tsv,
+                            split_note, texts_of)
 
 
 def test_sst2_official_sizes(glue_dir):
@@ -125,13 +126,13 @@ def test_atomic_path_keeps_old_on_failure(tmp_path):
 
 def test_cli_errors_are_one_line(glue_dir):
     env = {**os.environ, 'HF_HUB_OFFLINE': '1'}; env.pop('BILSTM_KD_DATA', None)
-    r = subprocess.run([sys.executable, '-m', 'bilstm_kd.pipeline', 'data', '--task', 'sst2'],
+    r = subprocess.run([sys.executable, '-m', 'bilstm_kd.cli', 'data', '--task', 'sst2'],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and r.stderr.startswith('error: cannot load sst2')
-    r = subprocess.run([sys.executable, '-m', 'bilstm_kd.pipeline', 'data', '--task', 'cola'],
+    r = subprocess.run([sys.executable, '-m', 'bilstm_kd.cli', 'data', '--task', 'cola'],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "unknown task 'cola'" in r.stderr
-    r = subprocess.run([sys.executable, '-m', 'bilstm_kd.pipeline', 'data', '--task', 'mrpc', '--data-dir',
+    r = subprocess.run([sys.executable, '-m', 'bilstm_kd.cli', 'data', '--task', 'mrpc', '--data-dir',
                         str(glue_dir), '--json'], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and '"rows": 408' in r.stdout
 

@@ -5,11 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from bilstm_kd.data import UserError
+from bilstm_kd.core import UserError
+from bilstm_kd.data import load_task
 from bilstm_kd.tokenization import Vocab, tokenize
 from bilstm_kd.student import StudentConfig, build_student, encode, load_student
-from bilstm_kd.distillation import (mse_logits, kl_logits, ce_labels, kd_loss, bucket_batches, TrainConfig, fit, distill,
-                                    add_cli, loss_gradients, check_logit_information, check_gradients, check_mixed_loss)
+from bilstm_kd.distillation import (mse_logits, kl_logits, ce_labels, kd_loss, bucket_batches, DistillConfig, fit, distill,
+                                    loss_gradients, LOSSES)
+from bilstm_kd.cli import build_parser
+from bilstm_kd.exercises import check_logit_information, check_gradients, check_mixed_loss
+
+
+def TrainConfig(**kw):
+    "The tests' training settings: one thread (steady on a shared CI box)."
+    return DistillConfig(**{'threads': 1, **kw})
 
 ZS = torch.tensor([[1., 2.], [0., 0.]])
 ZT = torch.tensor([[3., 0.], [1., -1.]])
@@ -98,14 +106,14 @@ def test_one_epoch_lowers_loss_and_keeps_static_channel(toy):
 def test_resume_matches_uninterrupted(toy, tmp_path):
     texts, y, z, v, vecs, x = toy
     cfg = TrainConfig(epochs=3, batch_size=20, patience=10, alpha=0.3)
-    kw = dict(labels=y, teacher_logits=z, dev=x, dev_labels=y, progress=False)
+    kw = dict(labels=y, teacher_logits=z, dev=(x, y), progress=False)
     ref = student(toy); r_ref = fit(ref, x, cfg, **kw)
 
     class Stop(Exception): pass
     def stop(h):
         if len(h) == 2: raise Stop
     with pytest.raises(Stop): fit(student(toy), x, cfg, ckpt_dir=tmp_path, callback=stop, **kw)
-    assert len(list(tmp_path.glob('checkpoint-*.pt'))) == 1
+    assert len(list(tmp_path.glob('checkpoint-*.safetensors'))) == 1
     res = student(toy); r_res = fit(res, x, cfg, ckpt_dir=tmp_path, **kw)
     drop = lambda h: [{k: e[k] for k in e if k != 'sents_per_s'} for e in h]
     assert drop(r_res['history']) == drop(r_ref['history'])
@@ -115,16 +123,16 @@ def test_resume_matches_uninterrupted(toy, tmp_path):
 def test_same_seed_same_result_and_early_stopping(toy):
     texts, y, z, v, vecs, x = toy
     cfg = TrainConfig(epochs=2, batch_size=20)
-    a = fit(student(toy), x, cfg, teacher_logits=z, dev=x, dev_labels=y, progress=False)
-    b = fit(student(toy), x, cfg, teacher_logits=z, dev=x, dev_labels=y, progress=False)
+    a = fit(student(toy), x, cfg, teacher_logits=z, dev=(x, y), progress=False)
+    b = fit(student(toy), x, cfg, teacher_logits=z, dev=(x, y), progress=False)
     assert [e['train_loss'] for e in a['history']] == [e['train_loss'] for e in b['history']]
-    r = fit(student(toy), x, TrainConfig(epochs=20, batch_size=20, patience=1, lr=1e-9), teacher_logits=z, dev=x, dev_labels=y, progress=False)
+    r = fit(student(toy), x, TrainConfig(epochs=20, batch_size=20, patience=1, lr=1e-9), teacher_logits=z, dev=(x, y), progress=False)
     assert len(r['history']) < 20     # nothing improves with lr=1e-9, so it stops early
 
 
 def test_no_kd_flag_and_errors(toy):
     texts, y, z, v, vecs, x = toy
-    r = fit(student(toy), x, TrainConfig(epochs=3, batch_size=20, loss='ce'), labels=y, dev=x, dev_labels=y, progress=False)
+    r = fit(student(toy), x, TrainConfig(epochs=3, batch_size=20, loss='ce'), labels=y, dev=(x, y), progress=False)
     assert r['best']['dev_accuracy'] > 0.9
     with pytest.raises(UserError, match="loss='ce'"): fit(student(toy), x, TrainConfig(), labels=y)
     with pytest.raises(UserError, match='align'): fit(student(toy), x, TrainConfig(), teacher_logits=z[:5])
@@ -151,17 +159,17 @@ def glue(tmp_path_factory):
 def test_distill_kd_and_no_kd(glue, tmp_path):
     root, vec = glue
     from bilstm_kd.data import load_task, texts_of
-    tr = load_task('sst2', data_dir=root, verbose=False)['train']
+    dd = load_task('sst2', data_dir=root, verbose=False); tr = dd['train']
     lab = np.asarray(tr['label'])
     z = np.stack([1 - 2.0 * lab, 2.0 * lab - 1], 1).astype(np.float32)
-    kw = dict(data_dir=root, vectors=vec, epochs=2, progress=False)
+    kw = dict(data=dd, vectors=str(vec), epochs=2, threads=1, progress=False)
     s = distill('sst2', tmp_path / 'kd', logits=z, **kw)
     b = distill('sst2', tmp_path / 'nokd', no_kd=True, **kw)
     for d, kd in (('kd', True), ('nokd', False)):
         marker = json.loads((tmp_path / d / 'bilstm_kd_student.json').read_text())
         assert marker['task'] == 'sst2' and marker['kd'] is kd and 'accuracy' in marker['metrics']['validation']
         assert not (tmp_path / f'{d}.ckpt').exists()
-    assert b.meta['train_config']['loss'] == 'ce' and s.meta['train_config']['loss'] == 'mse'
+    assert b.meta['distill_config']['loss'] == 'ce' and s.meta['distill_config']['loss'] == 'mse'
     loaded = load_student(tmp_path / 'kd')
     np.testing.assert_array_equal(loaded.predict(texts_of(tr)[:10]), s.predict(texts_of(tr)[:10]))
     assert loaded.encoder.embed.weight.shape[1] == 6
@@ -177,19 +185,19 @@ def test_distill_with_transfer_set(glue, tmp_path):
                             'label': [-1, 0, 1, -1], 'is_original': [False, True, True, False], 'source_idx': [1, 0, 3, 2]})
     ds.save_to_disk(str(tmp_path / 'transfer'))
     z = np.array([[-1, 1], [1, -1], [-1, 1], [1, -1]], np.float32)
-    s = distill('sst2', tmp_path / 'kd', transfer=tmp_path / 'transfer', logits=z, data_dir=root, vectors=vec, epochs=1,
-                alpha=0.5, progress=False)
+    s = distill('sst2', tmp_path / 'kd', transfer=tmp_path / 'transfer', logits=z, data=load_task('sst2', root, verbose=False),
+                vectors=str(vec), epochs=1, alpha=0.5, threads=1, progress=False)
     assert s.meta['n_train'] == 4 and s.meta['transfer'].endswith('transfer')
 
 
 def test_cli(glue, tmp_path, capsys):
     import argparse
     root, vec = glue
-    ap = argparse.ArgumentParser(); sp = ap.add_subparsers(); add_cli(sp)
+    ap = build_parser()
     a = ap.parse_args(['distill', '--task', 'sst2', '--out', str(tmp_path / 'x')])
     with pytest.raises(UserError, match='--no-kd'): a.func(a)
     a = ap.parse_args(['distill', '--task', 'sst2', '--out', str(tmp_path / 'x'), '--no-kd', '--alpha', '2'])
-    with pytest.raises(UserError, match=r'\[0, 1\]'): a.func(a)
+    with pytest.raises(UserError, match=r'--alpha: must be a probability in \[0, 1\]'): a.func(a)
     a = ap.parse_args(['distill', '--task', 'sst2', '--out', str(tmp_path / 'b'), '--no-kd', '--data-dir', str(root),
                        '--vectors', str(vec), '--epochs', '1', '--json'])
     assert a.func(a) == 0
@@ -216,6 +224,7 @@ def test_pair_student_trains():
 def test_evaluate_command_reads_student_folders(glue, tmp_path):
     from bilstm_kd.evaluation import evaluate_folder
     root, vec = glue
-    s = distill('sst2', tmp_path / 'nokd', no_kd=True, data_dir=root, vectors=vec, epochs=1, progress=False)
+    s = distill('sst2', tmp_path / 'nokd', no_kd=True, data=load_task('sst2', root, verbose=False), vectors=str(vec), epochs=1,
+                threads=1, progress=False)
     r = evaluate_folder(tmp_path / 'nokd', 'sst2', data_dir=root)
     assert r['n'] == 40 and r['accuracy'] == pytest.approx(s.meta['metrics']['validation']['accuracy'])

@@ -1,4 +1,4 @@
-"Evaluation: metrics, sizes, the speed table (shape and ratios, never timings), plots, the explorer, the report page."
+"Chapters 06, 06a, 06b: metrics, sizes, the speed table (shape and ratios, never timings), the paper's tables, plots, the report page."
 import json
 import subprocess
 import sys
@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from bilstm_kd.data import UserError, load_task
+from bilstm_kd.core import UserError
+from bilstm_kd.data import load_task
 from bilstm_kd.evaluation import (
-    BERT_SIZES, OUTCOMES, PAPER_TABLE2, Explorer, SplitResult, add_cli, agreement, as_predictor, bench_texts,
-    bert_param_count, centered_logits, check_bert_params, check_expected_agreement, check_latency_ratio, compare,
-    evaluate, main_score, measure_speed, model_size, outcomes, paper_points, param_counts, plot_agreement,
-    plot_confusions, plot_logit_scatter, plot_tradeoff, predict_splits, random_bert, report_html, size_on_disk,
-    speed_table, student_runner, table1, table2, unk_words)
+    OUTCOMES, SplitResult, agreement, as_predictor, centered_logits, compare, evaluate, evaluate_folder, main_score,
+    model_size, outcomes, param_counts, plot_agreement, plot_confusions, plot_logit_scatter, predict_splits, size_on_disk)
+from bilstm_kd.speed import (BERT_SIZES, bench_texts, bert_param_count, measure_speed, random_bert, speed_table,
+                             student_runner)
+from bilstm_kd.report import PAPER_TABLE1, PAPER_TABLE2, paper_points, paper_ratios, plot_tradeoff, report_html, table1, table2
+from bilstm_kd.exercises import check_bert_params, check_expected_agreement, check_latency_ratio
 from bilstm_kd.student import StudentConfig, build_student, count_params, save_student
-from bilstm_kd.teacher import softmax
-from bilstm_kd.tokenization import Vocab, default_teacher_path
+from bilstm_kd.labels import softmax
+from bilstm_kd.tokenization import Vocab, teacher_tokenizer
 
 TINY_BERT = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
 TEXTS = ['a gripping , funny film .', 'dull and far too long .', 'it works .', 'great']
@@ -31,8 +33,7 @@ def student():
 
 @pytest.fixture(scope='module')
 def tok():
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(str(default_teacher_path()))
+    return teacher_tokenizer()
 
 
 @pytest.fixture(scope='module')
@@ -159,14 +160,28 @@ def test_bench_texts_fixed(glue_dir):
 def test_table2_and_table1(toy_rows):
     t2 = table2(toy_rows)
     assert [r['source'] for r in t2] == ['paper'] * len(PAPER_TABLE2) + ['ours', 'ours']
-    assert t2[0]['time_ratio'] == pytest.approx(1060.48 / 2.35) and t2[0]['params_ratio'] == pytest.approx(335 / 2.62)
+    assert t2[0]['time_ratio'] == pytest.approx(1060.48 / 2.44) and t2[0]['params_ratio'] == pytest.approx(335 / 0.96)
     assert t2[-1]['measured_at'] == 'batch 8' and t2[-2]['time_ratio'] == 1.0
     t1 = table1('sst2', {'student': 0.8, 'teacher': 91.0})
     assert [r['value'] for r in t1 if r['source'] == 'ours'] == [80.0, 91.0]
-    assert any(r['value'] == 90.7 and r['verified'] for r in t1)
-    assert [r for r in table1('qqp', {}) if r['source'] == 'paper'] == []   # unverified QQP figures are not shipped
+    assert any(r['value'] == 90.7 and r['model'] == 'BiLSTM_SOFT' for r in t1)
+    qqp = {(r['model'], r['metric']): r['value'] for r in table1('qqp', {}) if r['source'] == 'paper'}
+    assert qqp == {('BERT-large', 'f1'): 72.1, ('BERT-large', 'accuracy'): 89.3, ('BiLSTM_SOFT', 'f1'): 68.2,
+                   ('BiLSTM_SOFT', 'accuracy'): 88.1, ('BiLSTM', 'f1'): 63.7, ('BiLSTM', 'accuracy'): 86.2}
+    mnli = {(r['model'], r['split']): r['value'] for r in table1('mnli', {})}
+    assert mnli[('BERT-large', 'matched')] == 86.7 and mnli[('BiLSTM', 'mismatched')] == 68.3 and len(mnli) == 6
     assert [(p['model'], p['params'], p['latency_ratio']) for p in paper_points()] == [
-        ('BERT-large', 335e6, pytest.approx(1060.48 / 2.35)), ('BiLSTM_SOFT', 2.62e6, 1.0)]
+        ('BERT-large', 335e6, pytest.approx(1060.48 / 2.44)), ('BiLSTM_SOFT', 0.96e6, 1.0)]
+
+
+def test_paper_ratios_are_computed():
+    r = {x['model']: x for x in paper_ratios()}
+    assert int(r['BERT-large']['params_ratio']) == 348 and round(r['BERT-large']['params_ratio']) == 349
+    assert int(r['BERT-large']['time_ratio']) == 434 and round(r['ELMo']['params_ratio']) == 98
+    assert round(r['ELMo']['time_ratio']) == 15
+    import bilstm_kd, pathlib
+    src = ''.join(p.read_text() for p in pathlib.Path(bilstm_kd.__file__).parent.glob('*.py'))
+    assert '2.62' not in src and '2.35' not in src                                   # the old, wrong Table 2 row
 
 
 # --- comparison and plots ------------------------------------------------------------------------------------------
@@ -200,65 +215,6 @@ def test_plots_are_figures():
     assert len(f.data) == 2 and f.layout.xaxis.type == 'log' and f.data[0].y[0] == pytest.approx(80)
 
 
-# --- explorer ------------------------------------------------------------------------------------------------------
-
-def fake_teacher(xs): return np.array([[0.1, 0.9] if 'good' in str(x) else [0.8, 0.2] for x in xs])
-def fake_student(xs): return np.array([[0.3, 0.7] if 'great' in str(x) else [0.6, 0.4] for x in xs])
-
-
-def test_explorer_typing_updates_bars_and_unk():
-    ex = Explorer(fake_teacher, fake_student, ('negative', 'positive'), Vocab.build([['great', 'film']]))
-    assert ex.text.description == 'Sentence' and ex.text.placeholder == 'Type a sentence and press Enter'
-    assert ex.fig is None and ex.bars.outputs == ()
-    ex.text.value = 'a good film'
-    np.testing.assert_allclose(ex.fig.data[0].y, [0.1, 0.9]); np.testing.assert_allclose(ex.fig.data[1].y, [0.6, 0.4])
-    assert len(ex.bars.outputs) == 1 and 'text/html' in ex.bars.outputs[0]['data']
-    assert '<code>a</code>, <code>good</code>' in ex.unk.value
-    first = ex.bars.outputs
-    ex.text.value = 'great film'
-    np.testing.assert_allclose(ex.fig.data[1].y, [0.3, 0.7])
-    assert ex.bars.outputs != first and 'none' in ex.unk.value
-    assert ex.fig.data[0].name == 'teacher: negative' and ex.fig.data[1].name == 'student: positive'
-    ex.text.value = ''
-    assert ex.fig is None and ex.bars.outputs == ()
-
-
-def test_explorer_pager_filters_by_outcome():
-    dev, y = ['good film', 'great film', 'good and great', 'bad film', 'a good one', 'dull'], [1, 1, 1, 0, 0, 1]
-    ex = Explorer(fake_teacher, fake_student, ('negative', 'positive'), None, dev, y, page_size=2)
-    assert ex.outcome.value == 'teacher right, student wrong' and ex.rows().tolist() == [0]
-    assert 'good film' in ex.table.value and 'page 1 of 1' in ex.page_label.value
-    ex.outcome.value = 'student right, teacher wrong'
-    assert ex.rows().tolist() == [1, 4] and 'a good one' in ex.table.value
-    ex.outcome.value = 'both wrong'
-    assert ex.rows().tolist() == [5]
-    ex.outcome.value = 'all'
-    ex.next.click(); ex.next.click(); ex.next.click()
-    assert 'page 3 of 3' in ex.page_label.value and 'a good one' in ex.table.value and 'good film' not in ex.table.value
-    ex.prev.click()
-    assert ex.page == 1
-
-
-def test_explorer_needs_labels_for_pager():
-    with pytest.raises(UserError, match='one gold label per dev text'):
-        Explorer(fake_teacher, fake_student, ('negative', 'positive'), None, ['a', 'b'], [1])
-
-
-def test_explorer_pairs():
-    seen = []
-    def t(xs): seen.extend(xs); return np.tile([0.2, 0.8], (len(xs), 1))
-    ex = Explorer(t, t, ('no', 'yes'), Vocab.build([['what', 'is']]), pair=True)
-    assert ex.text_b.description == 'Sentence B' and ex.text_b in ex.widget.children
-    ex.text_b.value = 'what is it'
-    ex.text.value = 'what now'
-    assert seen[-1] == ('what now', 'what is it') and ex.fig is not None
-    assert '<code>now</code>' in ex.unk.value and '<code>it</code>' in ex.unk.value
-
-
-def test_unk_words():
-    assert unk_words(Vocab.build([['good']]), 'Good, GOOD film film!') == [',', 'film', '!']
-
-
 # --- report page ---------------------------------------------------------------------------------------------------
 
 def test_report_html_writes_plots(tmp_path, toy_rows):
@@ -282,9 +238,10 @@ def test_report_html_writes_plots(tmp_path, toy_rows):
 
 def test_cli_bench_speed_json(monkeypatch, capsys, toy_rows):
     import argparse
-    import bilstm_kd.evaluation as ev
-    monkeypatch.setattr(ev, 'bench_speed', lambda *a, **k: toy_rows)
-    ap = argparse.ArgumentParser(); add_cli(ap.add_subparsers())
+    import bilstm_kd.speed as sp
+    monkeypatch.setattr(sp, 'bench_speed', lambda *a, **k: toy_rows)
+    from bilstm_kd.cli import build_parser
+    ap = build_parser()
     args = ap.parse_args(['bench-speed', '--json', '--quick'])
     assert args.func(args) == 0
     assert [r['model'] for r in json.loads(capsys.readouterr().out)] == ['student', 'tiny-bert']
@@ -293,7 +250,7 @@ def test_cli_bench_speed_json(monkeypatch, capsys, toy_rows):
 
 
 def test_cli_missing_folder_exit_2():
-    p = subprocess.run([sys.executable, '-m', 'bilstm_kd.pipeline', 'bench-speed', '--student', '/no/such', '--json'],
+    p = subprocess.run([sys.executable, '-m', 'bilstm_kd.cli', 'bench-speed', '--student', '/no/such', '--json'],
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.startswith('error: ') and 'does not exist' in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
@@ -315,7 +272,7 @@ def test_checks(toy_rows):
 
 def test_bench_speed_times_pairs_for_a_pair_task(monkeypatch):
     "A siamese student must be timed on sentence pairs (regression: it was given SST-2 sentences)."
-    import bilstm_kd.evaluation as ev
+    import bilstm_kd.speed as ev
     seen = {}
     monkeypatch.setattr(ev, 'speed_models', lambda s, t, texts: seen.update(texts=texts) or {})
     monkeypatch.setattr(ev, 'speed_table', lambda models, texts, *a, **k: [])
@@ -325,13 +282,11 @@ def test_bench_speed_times_pairs_for_a_pair_task(monkeypatch):
     assert isinstance(seen['texts'][0], str)
 
 
-def test_speed_models_bert_wordpieces_come_from_the_teacher(monkeypatch, student):
-    "A teacher from any folder times BERT with its own WordPieces: the packaged MiniLM need not be installed."
-    import bilstm_kd.evaluation as ev
+def test_speed_models_bert_wordpieces_come_from_the_teacher(student):
+    "The BERTs are timed on the teacher's own WordPieces."
+    import bilstm_kd.speed as ev
     from bilstm_kd.teacher import load_teacher
     teacher = load_teacher(None, task='sst2', device='cpu')
-    def missing(): raise UserError('the offline teacher backbone is not installed')
-    monkeypatch.setattr(ev, 'default_teacher_path', missing)
     runners = ev.speed_models(student, teacher, berts=('bert-base',), device='cpu')
     assert list(runners) == ['student', 'teacher', 'bert-base']
     ids = runners['bert-base'].prepare(TEXTS[:2])['input_ids']

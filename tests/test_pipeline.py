@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, '-m', 'bilstm_kd.pipeline']
+CLI = [sys.executable, '-m', 'bilstm_kd.cli']
 
 
 def _run(*args, **kw):

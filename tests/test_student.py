@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from bilstm_kd.data import UserError
+from bilstm_kd.core import UserError
 from bilstm_kd.tokenization import Vocab, tokenize
 from bilstm_kd.student import (StudentConfig, BiLSTMClassifier, SiameseBiLSTM, build_student, encode, count_params,
-                               save_student, load_student, check_param_count, check_pair_features, check_padding_leak)
+                               save_student, load_student)
+from bilstm_kd.exercises import check_param_count, check_pair_features, check_padding_leak
 
 TEXTS = ["a gripping , funny film .", "dull .", "the plot is a mess but the actors are great .", ""]
 PAIRS = [(TEXTS[0], TEXTS[1]), (TEXTS[2], TEXTS[0]), (TEXTS[1], TEXTS[2])]

@@ -1,4 +1,4 @@
-"Tests for bilstm_kd.teacher: fine-tuning, save/load, sorted batching, pairs, the logits cache, int8 and the CLI."
+"Tests for bilstm_kd.teacher and bilstm_kd.labels: fine-tuning, save/load, sorted batching, pairs, the logits cache, int8, CLI."
 import json, os, warnings
 from pathlib import Path
 
@@ -9,10 +9,11 @@ import torch
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
 
-from bilstm_kd.data import UserError, load_task, texts_of
+from bilstm_kd.core import UserError
+from bilstm_kd.data import load_task, texts_of
 from bilstm_kd.evaluation import evaluate_folder
-from bilstm_kd.teacher import (CacheRebuildWarning, LogitsCache, TEACHER_MARKER, Teacher,
-                               finetune_teacher, length_batches, load_teacher, teacher_logits)
+from bilstm_kd.teacher import TEACHER_MARKER, Teacher, TeacherConfig, finetune_teacher, load_teacher
+from bilstm_kd.labels import CacheRebuildWarning, LabelConfig, LogitsCache, length_batches, teacher_logits
 
 DATA = os.environ.get('BILSTM_KD_DATA', '/work/shared/data/glue')
 needs_data = pytest.mark.skipif(not Path(DATA, 'SST-2', 'train.tsv').is_file(), reason='local GLUE data not found')
@@ -39,8 +40,8 @@ def base():
 def tuned(tmp_path_factory, base):
     if not Path(DATA, 'SST-2', 'train.tsv').is_file(): pytest.skip('local GLUE data not found')
     out = tmp_path_factory.mktemp('teacher')/'sst2'
-    t = finetune_teacher('sst2', data_dir=DATA, out=out, max_train=64, max_eval=32, batch_size=16, eval_steps=4,
-                         progress=False)
+    t = finetune_teacher('sst2', out, data=load_task('sst2', DATA, max_train=64, max_eval=32), batch_size=16, eval_steps=4,
+                         progress=False, threads=1)
     return t, out
 
 
@@ -80,8 +81,8 @@ def test_pair_inputs(tmp_path):
 
 
 def test_cache_hit_does_not_call_the_model(base, tmp_path):
-    cache = LogitsCache(tmp_path/'logits', chunk_size=3)
-    first = teacher_logits(base, SENTS, cache=cache, progress=False)
+    cache = LogitsCache(tmp_path/'logits')
+    first = teacher_logits(base, SENTS, chunk_size=3, cache=cache, progress=False)
     assert cache.misses == len(SENTS)
     calls = []
     h = base.model.register_forward_hook(lambda *a: calls.append(1))
@@ -95,11 +96,11 @@ def test_cache_hit_does_not_call_the_model(base, tmp_path):
 
 
 def test_partial_labelling_resumes(base, tmp_path):
-    cache = LogitsCache(tmp_path/'logits', chunk_size=2)
-    teacher_logits(base, SENTS[:4], cache=cache, progress=False)         # half the set was labelled before a crash
+    cache = LogitsCache(tmp_path/'logits')
+    teacher_logits(base, SENTS[:4], chunk_size=2, cache=cache, progress=False)   # half the set was labelled before a crash
     calls = []
     h = base.model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0] if i else 0))
-    try: teacher_logits(base, SENTS, cache=LogitsCache(tmp_path/'logits', chunk_size=2), progress=False)
+    try: teacher_logits(base, SENTS, chunk_size=2, cache=LogitsCache(tmp_path/'logits'), progress=False)
     finally: h.remove()
     assert len(calls) > 0
     shards = list((tmp_path/'logits').glob('*/shard-*.npz'))
@@ -107,15 +108,15 @@ def test_partial_labelling_resumes(base, tmp_path):
 
 
 def test_corrupt_cache_file_is_rebuilt(base, tmp_path):
-    cache = LogitsCache(tmp_path/'logits', chunk_size=4)
-    ref = teacher_logits(base, SENTS, cache=cache, progress=False)
+    cache = LogitsCache(tmp_path/'logits')
+    ref = teacher_logits(base, SENTS, chunk_size=4, cache=cache, progress=False)
     shards = sorted((tmp_path/'logits').glob('*/shard-*.npz'))
     assert len(shards) == 2
     shards[0].write_bytes(shards[0].read_bytes()[:150])                  # truncated (a partial write)
     data = bytearray(shards[1].read_bytes()); data[-300] ^= 0xFF; shards[1].write_bytes(bytes(data))  # garbled
-    c2 = LogitsCache(tmp_path/'logits', chunk_size=4)
+    c2 = LogitsCache(tmp_path/'logits')
     with pytest.warns(CacheRebuildWarning):
-        got = teacher_logits(base, SENTS, cache=c2, progress=False)
+        got = teacher_logits(base, SENTS, chunk_size=4, cache=c2, progress=False)
     assert c2.misses == len(SENTS)
     np.testing.assert_allclose(got, ref, atol=1e-5)
     with warnings.catch_warnings():
@@ -140,7 +141,7 @@ def test_finetune_changes_logits_and_save_load_is_identical(tuned, base):
     assert (out/TEACHER_MARKER).is_file() and (out/'model.safetensors').is_file()
     info = json.loads((out/TEACHER_MARKER).read_text())
     assert info['task'] == 'sst2' and 0 <= info['metrics']['validation']['accuracy'] <= 1
-    assert info['config']['lr'] == 5e-5 and info['config']['warmup'] == 0.1 and info['steps'] == 4
+    assert info['config']['lr'] == [5e-5] and info['config']['warmup'] == 0.1 and info['steps'] == 4
     assert any('loss' in h for h in info['log_history']) and info['best_step'] == 4
     before = teacher_logits(base, SENTS, progress=False)
     after = teacher_logits(t, SENTS, progress=False)
@@ -167,12 +168,12 @@ def test_evaluate_and_user_errors(tuned, tmp_path):
     with pytest.raises(UserError, match='does not exist'): evaluate_folder(tmp_path/'missing', 'sst2')
     bad = tmp_path/'bad.tsv'; bad.write_text('question1\tquestion2\tis_duplicate\na\tb\t0\n')
     with pytest.raises(UserError, match='column'): evaluate_folder(out, 'sst2', file=bad)
-    with pytest.raises(UserError, match='does not exist'): load_teacher(tmp_path/'nope')
+    with pytest.raises(UserError, match='not a model folder'): load_teacher(tmp_path/'nope')
 
 
 def test_cli_evaluate_json_and_exit_code(tuned, tmp_path, capsys):
     t, out = tuned
-    pipeline = pytest.importorskip('bilstm_kd.pipeline')
+    import bilstm_kd.cli as pipeline
     with pytest.raises(SystemExit) as e:
         pipeline.main(['evaluate', '--model', str(out), '--task', 'sst2', '--file', str(small_tsv(tmp_path)), '--json'])
     assert e.value.code == 0

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from bilstm_kd.data import UserError, load_task
-from bilstm_kd.tokenization import MASK, MASK_TOKEN, Vocab, default_teacher_path, load_vectors, tokenize
+from bilstm_kd.core import UserError
+from bilstm_kd.data import load_task
+from bilstm_kd.tokenization import (MASK, MASK_TOKEN, DEFAULT_TEACHER, Vocab, load_vectors, resolve_backbone,
+                                    resolve_vectors, tokenize)
 
 
 @pytest.mark.parametrize('raw,toks', [
@@ -75,7 +77,7 @@ def test_vectors_align_with_vocab(tmp_path):
 def test_packaged_glove_coverage(glue_dir):
     ds = load_task('sst2', data_dir=glue_dir, max_train=2000, verbose=False)['train']
     v = Vocab.build(ds['text_a'])
-    r = load_vectors(v)
+    r = load_vectors(v, 'glove-50d')
     assert r.dim == 50 and r.coverage()['types'] > 0.9 and r.coverage()['tokens'] > 0.97
     sim = lambda a, b: float(r.matrix[v[a]] @ r.matrix[v[b]] / np.linalg.norm(r.matrix[v[a]]) / np.linalg.norm(r.matrix[v[b]]))
     assert sim('good', 'great') > sim('good', 'the')
@@ -90,9 +92,26 @@ def test_vector_errors(tmp_path):
         load_vectors(v, tmp_path/'x.txt')
 
 
-def test_default_teacher_path_has_a_bert():
-    p = default_teacher_path()
+def test_default_backbone_resolves_offline():
+    "Offline, the default hub id resolves to the HF cache or the packaged snapshot: a BERT whose mask is one token."
+    p = resolve_backbone()
     assert (p/'config.json').is_file() and (p/'model.safetensors').is_file()
+    assert resolve_backbone(DEFAULT_TEACHER) == p and resolve_backbone(p) == p
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(str(p))
     assert tok.convert_tokens_to_ids(tok.tokenize(MASK_TOKEN)) == [tok.mask_token_id]
+
+
+def test_unknown_model_fails_fast_offline(monkeypatch, tmp_path):
+    import time
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    t = time.time()
+    with pytest.raises(UserError, match="cannot load 'no-such-org/no-such-model'.*HF_HUB_OFFLINE"):
+        resolve_backbone('no-such-org/no-such-model')
+    with pytest.raises(UserError, match='not a model folder'): resolve_backbone(tmp_path)
+    assert time.time() - t < 5
+
+
+def test_vector_sources_offline():
+    assert resolve_vectors('auto')[0] in ('kumo', 'hub') and resolve_vectors('glove-50d')[0] == 'kumo'
+    with pytest.raises(UserError, match='glove-300d comes from the hub'): resolve_vectors('glove-300d')

@@ -1,0 +1,97 @@
+"The house rules: small rooms, a one-way stack, one name per thing, every default written once, the data loaded once."
+import ast, argparse, collections, dataclasses, importlib, json, pathlib, sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PKG = ROOT/'bilstm_kd'
+STACK = ['core', 'data', 'tokenization', 'teacher', 'labels', 'augmentation', 'transfer', 'student', 'distillation',
+         'evaluation', 'speed', 'report', 'pipeline', 'course', 'widgets', 'exercises', 'cli']
+
+
+def modules():
+    return {p.stem: ast.parse(p.read_text()) for p in sorted(PKG.glob('*.py')) if p.stem not in ('__init__', '_modidx')}
+
+
+def test_every_module_has_a_place_in_the_stack():
+    assert sorted(modules()) == sorted(STACK)
+
+
+def test_rooms_are_small():
+    "No module over 600 lines, no function over 60 lines or with more than 12 parameters."
+    big = []
+    for name, tree in modules().items():
+        n = len((PKG/f'{name}.py').read_text().splitlines())
+        if n > 600: big.append(f'{name}: {n} lines')
+        for f in ast.walk(tree):
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = f.args
+                k = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - (1 if a.args and a.args[0].arg in ('self', 'cls') else 0)
+                if f.end_lineno - f.lineno + 1 > 60 or k > 12: big.append(f'{name}.{f.name}: {f.end_lineno - f.lineno + 1} lines, {k} parameters')
+    assert not big, big
+
+
+def test_one_way_stack_counting_lazy_imports():
+    "A module imports only modules above it in the stack, also inside functions (no cycles, lazy or not)."
+    bad = []
+    for name, tree in modules().items():
+        for node in ast.walk(tree):
+            deps = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for d in deps:
+                if d.startswith('bilstm_kd.') and STACK.index(d.split('.')[1]) >= STACK.index(name): bad.append(f'{name} -> {d}')
+    assert not bad, bad
+    import bilstm_kd.cli as cli
+    assert all(STACK.index(c) < STACK.index('cli') for c in cli.CHAPTERS)   # its dynamic imports too
+
+
+def test_no_public_name_is_defined_twice():
+    seen = collections.defaultdict(list)
+    for name, tree in modules().items():
+        for node in tree.body:
+            ns = ([node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else
+                  [t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign) else [])
+            for n in ns:
+                if not n.startswith('_'): seen[n].append(name)
+    assert not {n: m for n, m in seen.items() if len(m) > 1 and n != '__all__'}
+
+
+def test_cli_defaults_are_the_dataclass_defaults():
+    "Every flag of every command defaults to its dataclass: a command given no flags builds exactly the defaults."
+    from bilstm_kd.core import config_from_args
+    from bilstm_kd.cli import build_parser
+    from bilstm_kd.pipeline import SECTIONS, PRESETS, preset_from_args
+    ap = build_parser()
+    sub = ap._subparsers._group_actions[0].choices
+    config_groups = [g for p in sub.values() for g in p._action_groups if g.title and ' (' in g.title and 'Config' in g.title]
+    assert len(config_groups) >= 10                                  # add_config_args' groups, one per config and command
+    for g in config_groups:
+        for action in g._group_actions:   # a config flag leaves its dest out when not given: the dataclass fills it in
+            assert action.default is argparse.SUPPRESS, f'{action.option_strings} has its own default {action.default!r}'
+            assert '(default: ' in action.help                        # and the help shows the dataclass's default
+    args = ap.parse_args(['run', '--task', 'sst2', '--out', 'x', '--preset', 'cpu'])
+    assert preset_from_args(args) == PRESETS['cpu']
+    for cmd, cls in (('teacher', SECTIONS['teacher']), ('augment', SECTIONS['augment']), ('distill', SECTIONS['distill'])):
+        a = ap.parse_args([cmd, '--task', 'sst2', '--out', 'x'])
+        assert config_from_args(cls, a) == cls(), cmd
+
+
+def test_one_run_loads_the_task_at_most_twice(tmp_path, glue_dir, monkeypatch):
+    "Stages receive the data; they do not go and find it again."
+    import bilstm_kd.data as data
+    from bilstm_kd.pipeline import run_pipeline
+    real, calls = data.load_task, []
+    def counting(*a, **k): calls.append(a[:1]); return real(*a, **k)
+    for m in [m for n, m in sys.modules.items() if n.startswith('bilstm_kd')]:
+        if getattr(m, 'load_task', None) is real: monkeypatch.setattr(m, 'load_task', counting)
+    run_pipeline('sst2', 'smoke', tmp_path/'run', glue_dir, threads=1, progress=False, cache=tmp_path/'cache')
+    assert 1 <= len(calls) <= 2, calls
+
+
+def test_adding_a_rule_or_a_loss_is_a_registry_entry():
+    "The registries the chapters extend: the word rules (03) and the distillation losses (05)."
+    from bilstm_kd.augmentation import WORD_RULES, AugmentConfig
+    from bilstm_kd.distillation import LOSSES, DistillConfig
+    assert [r.prob for r in WORD_RULES] == ['p_mask', 'p_pos'] and all(hasattr(AugmentConfig(), r.prob) for r in WORD_RULES)
+    assert set(LOSSES) == {'mse', 'kl'}
+    with pytest.raises(Exception, match='loss must be one of mse, kl, ce'): DistillConfig(loss='cosine')
