@@ -275,7 +275,7 @@ def ngram_windows(lengths, p_ng: float, rng):  # [S] sentence lengths; P(n-gram 
     start = rng.integers(0, lengths - n + 1)                 # uniform start of the n-gram
     return ngram, np.where(ngram, start, 0), np.where(ngram, start + n, lengths)
 
-# %% ../nbs/03_augmentation.ipynb #c031
+# %% ../nbs/03_augmentation.ipynb #c058
 N_ITER_SINGLE, N_ITER_PAIR = 20, 10    # the paper's n_iter: 20 for SST-2, 10 for the sentence-pair tasks
 
 def default_n_iter(pair: bool) -> int:
@@ -292,6 +292,7 @@ class AugmentConfig(Config):
     tagset: str = 'penn'         # POS tags: 'penn' (45, keeps inflection) or 'universal' (12)
     tagger: str = 'nltk'         # 'nltk' (averaged perceptron, offline) or 'spacy'
     dedupe: str = 'global'       # drop samples already in the set ('global') or repeated within an example ('example')
+    cased: bool = True           # POS-tag each sentence as written (case tells 'US' from 'us'); words are lower-cased after
     originals: bool = True       # include the training rows, with their gold labels
     seed: int = 0                # seed of the only random generator
     checks = dict(p_mask=prob, p_pos=prob, p_ng=prob, n_iter=at_least(1), tagset=one_of(*TAGSETS),
@@ -348,7 +349,7 @@ def draw(corpus: Corpus,          # the corpus (flat)
     ngram, start, end = ngram_windows(corpus.lengths, cfg.p_ng, rng)
     return Draw(corpus, ids, fired, ngram, start, end)
 
-# %% ../nbs/03_augmentation.ipynb #c037
+# %% ../nbs/03_augmentation.ipynb #c059
 STATUS = ('kept', 'copy', 'duplicate')
 
 def _lists(enc, flag, values, pa_type):
@@ -361,15 +362,22 @@ def _empty_lists(n, pa_type):
     import pyarrow as pa
     return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], type=pa_type))
 
+def _tokens_and_tag_input(texts, cased: bool) -> tuple:
+    "(lower-cased tokens, the tokens the tagger reads) of each text: the same words, as written when `cased`."
+    if not cased: toks = [tokenize(t) for t in texts]; return toks, toks
+    raw = [tokenize(t, lower=False) for t in texts]
+    return [[w.lower() for w in ws] for ws in raw], raw
+
 class Augmenter:
     "Tokenizer + POS tagger + per-tag unigram table of a training corpus: everything the rules need."
     def __init__(self,
                  table: PosTable,                   # per-tag unigram counts of the training set
                  tagger: str = 'nltk',              # tagger for new text: 'nltk' or 'spacy'
                  tagset: str = 'penn',              # 'penn' or 'universal' (must match the table's)
-                 spacy_model: str = 'en_core_web_sm'):  # spaCy pipeline when tagger='spacy'
+                 spacy_model: str = 'en_core_web_sm',  # spaCy pipeline when tagger='spacy'
+                 cased: bool = True):               # tag text as written (True) or lower-cased
         _choice('tagger', tagger, TAGGERS); _choice('tagset', tagset, TAGSETS)
-        self.table, self.tagger, self.tagset, self.spacy_model = table, tagger, tagset, spacy_model
+        self.table, self.tagger, self.tagset, self.spacy_model, self.cased = table, tagger, tagset, spacy_model, cased
         self._tag = None
 
     @classmethod
@@ -377,14 +385,15 @@ class Augmenter:
                    texts,                      # training sentences (str) or pairs (a, b); the table counts all of them
                    tagger: str = 'nltk',       # 'nltk' or 'spacy'
                    tagset: str = 'penn',       # 'penn' or 'universal'
-                   cache: bool = True):        # cache the corpus tags on disk
+                   cache: bool = True,         # cache the corpus tags on disk
+                   cased: bool = True):        # tag each sentence as written; False: its lower-cased tokens
         "Tag a training corpus and count its words per tag; `.corpus` holds it encoded, one `Corpus` per side."
-        sides = _sides(texts)
-        toks = [[tokenize(t) for t in side] for side in sides]
+        both = [_tokens_and_tag_input(side, cased) for side in _sides(texts)]
+        toks = [b[0] for b in both]
         flat_toks = [t for side in toks for t in side]
-        names, tids = _tag_flat(flat_toks, tagger, tagset, cache)
+        names, tids = _tag_flat([t for b in both for t in b[1]], tagger, tagset, cache)
         words, flat = _index_words(flat_toks)
-        self = cls(PosTable.from_ids(words, flat, names, tids.astype(np.int64)), tagger, tagset)
+        self = cls(PosTable.from_ids(words, flat, names, tids.astype(np.int64)), tagger, tagset, cased=cased)
         self.corpus, k = [], 0
         for side in toks:
             lens = np.fromiter((len(t) for t in side), np.int64, len(side))
@@ -397,8 +406,8 @@ class Augmenter:
         if self._tag is None: self._tag = get_tagger(self.tagger, self.tagset, self.spacy_model)
         out = []
         for side in _sides(texts):
-            toks = [tokenize(t) for t in side]
-            enc = [self.table.encode(t, g) for t, g in zip(toks, self._tag(toks))]
+            toks, tag_input = _tokens_and_tag_input(side, self.cased)
+            enc = [self.table.encode(t, g) for t, g in zip(toks, self._tag(tag_input))]
             out.append(Corpus.from_lists([e[0] for e in enc], [e[1] for e in enc]))
         return out
 

@@ -6,10 +6,10 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/student.html.md"""
 
 # %% auto #0
 __all__ = ['EMBED_MODES', 'VOCAB_FILE', 'STUDENT_MARKER', 'StudentConfig', 'Encoder', 'StudentBase', 'BiLSTMClassifier',
-           'SiameseBiLSTM', 'build_student', 'Encoded', 'encode', 'predict', 'count_params', 'save_student',
-           'load_student']
+           'SiameseBiLSTM', 'build_student', 'Encoded', 'encode', 'predict', 'count_params', 'quantize_student',
+           'save_student', 'load_student']
 
-# %% ../nbs/04_student.ipynb #c004
+# %% ../nbs/04_student.ipynb #c056
 import json
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -21,9 +21,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from huggingface_hub import PyTorchModelHubMixin
 
 from .core import UserError, Config, positive, non_negative, prob, one_of, atomic_path, write_json, read_json
-from .tokenization import Vocab, tokenize, load_vectors
+from .labels import quantize_int8
+from .tokenization import Vocab, tokenize, load_vectors, MASK_MODES
 
-# %% ../nbs/04_student.ipynb #c007
+# %% ../nbs/04_student.ipynb #c057
 EMBED_MODES = ('rand', 'static', 'non-static', 'multichannel')
 
 @dataclass
@@ -35,12 +36,13 @@ class StudentConfig(Config):
     hidden: int | None = None         # LSTM units per direction; None: 150 for single sentences, 300 for pairs (§4.2)
     fc: int | None = None             # units of the ReLU layer before the logits; None: 200 single, 400 pairs (§4.2)
     dropout: float = 0.1              # dropout after the ReLU
+    mask: str = 'unk'                 # a masked word reads as `<unk>` (§3.3) or as its own `<mask>` row ('own')
     num_labels: int = 2               # number of classes
     pair: bool = False                # True: siamese model over sentence pairs
     pad_index: int = 0                # id of `<pad>` in the Vocab
     task: str | None = None           # GLUE task the student is trained for, e.g. 'sst2'
     checks = dict(vocab_size=positive, embed_dim=positive, embed_mode=one_of(*EMBED_MODES), hidden=positive, fc=positive,
-                  dropout=prob, num_labels=positive, pad_index=non_negative)
+                  dropout=prob, mask=one_of(*MASK_MODES), num_labels=positive, pad_index=non_negative)
     derived = ('vocab_size', 'embed_dim', 'num_labels', 'pair', 'pad_index', 'task')   # set by `distill` from the data
 
     @property
@@ -53,7 +55,7 @@ class StudentConfig(Config):
         "The paper's large student: 300 LSTM units per direction, 400 FC units (used for QQP and MNLI)."
         return cls(**{'hidden': 300, 'fc': 400, **kwargs})
 
-# %% ../nbs/04_student.ipynb #c011
+# %% ../nbs/04_student.ipynb #c052
 class Encoder(nn.Module):
     "Embeddings (Kim 2014 modes) + one BiLSTM layer; returns [final forward; final backward] states."
     def __init__(self, c: StudentConfig,  # sizes and embedding mode
@@ -77,9 +79,11 @@ class Encoder(nn.Module):
     def forward(self, ids, lengths):  # ids: long [B, T] padded; lengths: long [B], each >= 1
         x = self.embed(ids)
         if self.static is not None: x = torch.cat([x, self.static(ids)], dim=-1)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)              # h: [2 directions, B, hidden], padding never seen
-        return torch.cat([h[0], h[1]], dim=-1)     # [B, 2*hidden]
+        if int(lengths.min()) == ids.shape[1]:   # no padding (one sentence, or equal lengths): nothing to pack
+            _, (h, _) = self.lstm(x)
+        else:
+            _, (h, _) = self.lstm(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
+        return torch.cat([h[0], h[1]], dim=-1)     # [B, 2*hidden]: h is [2 directions, B, hidden], padding never seen
 
 # %% ../nbs/04_student.ipynb #c013
 class StudentBase(nn.Module, PyTorchModelHubMixin, library_name='bilstm_kd', tags=['knowledge-distillation', 'bilstm'],
@@ -190,6 +194,13 @@ def count_params(model: nn.Module,         # a student, or any torch module (a t
     emb = {id(p) for e in model.modules() if isinstance(e, nn.Embedding) for p in e.parameters(recurse=False)}
     return sum(p.numel() for p in model.parameters()   # `parameters()` yields a tied tensor once
                if (embeddings or id(p) not in emb) and (p.requires_grad or not trainable_only))
+
+# %% ../nbs/04_student.ipynb #c054
+def quantize_student(model: StudentBase) -> StudentBase:
+    "An int8 copy of `model` for the CPU: LSTM and linear weights dynamically quantised; it keeps the Vocab and `.meta`."
+    q = quantize_int8(model.cpu(), (nn.LSTM, nn.Linear))
+    q.vocab, q.meta = model.vocab, {**getattr(model, 'meta', {}), 'int8': True}
+    return q
 
 # %% ../nbs/04_student.ipynb #c035
 VOCAB_FILE, STUDENT_MARKER = 'vocab.json', 'bilstm_kd_student.json'

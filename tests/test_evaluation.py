@@ -288,7 +288,7 @@ def test_speed_models_bert_wordpieces_come_from_the_teacher(student):
     from bilstm_kd.teacher import load_teacher
     teacher = load_teacher(None, task='sst2', device='cpu')
     runners = ev.speed_models(student, teacher, berts=('bert-base',), device='cpu')
-    assert list(runners) == ['student', 'teacher', 'bert-base']
+    assert list(runners) == ['student', 'student-int8', 'teacher', 'bert-base']
     ids = runners['bert-base'].prepare(TEXTS[:2])['input_ids']
     assert ids.tolist() == teacher.tokenizer(TEXTS[:2], padding=True, return_tensors='pt')['input_ids'].tolist()
     assert runners['bert-base'].run(runners['bert-base'].prepare(TEXTS[:2])).shape == (2, 2)

@@ -37,7 +37,7 @@ def test_smoke_run_killed_then_resumed(tmp_path, glue_dir):
     for who in ('teacher', 'student', 'baseline'):
         assert 0 <= rep[who]['metrics']['validation']['accuracy'] <= 1 and rep[who]['params'] > 0
     assert rep['labelling']['n'] == rep['transfer']['n_rows']
-    assert [row['model'] for row in rep['speed']][:2] == ['student', 'teacher']
+    assert [row['model'] for row in rep['speed']][:3] == ['student', 'student-int8', 'teacher']
     assert (out/'report.html').stat().st_size > 10_000
     assert not list(out.glob('.*.tmp')) and not list(out.glob('*.ckpt'))
     # a third run has nothing to do
