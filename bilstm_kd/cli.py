@@ -13,8 +13,8 @@ from .core import UserError, CLI_PARTS
 # %% auto #0
 __all__ = ['CHAPTERS', 'build_parser', 'main']
 
-# %% ../nbs/10_cli.ipynb #c006
-CHAPTERS = ('data', 'teacher', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'pipeline', 'course')
+# %% ../nbs/10_cli.ipynb #c015
+CHAPTERS = ('data', 'teacher', 'labels', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'pipeline', 'course', 'ablation')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `bilstm-kd` argument parser, with every chapter's subcommands."

@@ -6,7 +6,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT/'bilstm_kd'
 STACK = ['core', 'data', 'tokenization', 'teacher', 'labels', 'augmentation', 'transfer', 'student', 'distillation',
-         'evaluation', 'speed', 'report', 'pipeline', 'course', 'widgets', 'exercises', 'cli']
+         'evaluation', 'speed', 'report', 'pipeline', 'course', 'ablation', 'widgets', 'exercises', 'cli']
 
 
 def modules():
@@ -93,5 +93,5 @@ def test_adding_a_rule_or_a_loss_is_a_registry_entry():
     from bilstm_kd.augmentation import WORD_RULES, AugmentConfig
     from bilstm_kd.distillation import LOSSES, DistillConfig
     assert [r.prob for r in WORD_RULES] == ['p_mask', 'p_pos'] and all(hasattr(AugmentConfig(), r.prob) for r in WORD_RULES)
-    assert set(LOSSES) == {'mse', 'kl'}
-    with pytest.raises(Exception, match='loss must be one of mse, kl, ce'): DistillConfig(loss='cosine')
+    assert set(LOSSES) == {'mse', 'kl', 'hard'}
+    with pytest.raises(Exception, match='loss must be one of mse, kl, hard, ce'): DistillConfig(loss='cosine')
