@@ -22,11 +22,13 @@ __all__ = ['TAGSETS', 'TAGGERS', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', '
            'Corpus', 'mask_words', 'pos_replace', 'WordRule', 'ngram_windows', 'default_n_iter', 'AugmentConfig',
            'Draw', 'join_ids', 'draw', 'Augmenter']
 
-# %% ../nbs/03_augmentation.ipynb #c008
+# %% ../nbs/03_augmentation.ipynb #c058
 TAGSETS = ('penn', 'universal')   # Penn Treebank's 45 tags, or the 12 universal tags
 TAGGERS = ('nltk', 'spacy')
-_NLTK_HOW = ("get it with `python -m nltk.downloader averaged_perceptron_tagger_eng universal_tagset`, "
-             "or set NLTK_DATA to a folder that holds taggers/averaged_perceptron_tagger_eng and taggers/universal_tagset")
+_NLTK_DATA = {'averaged_perceptron_tagger_eng': 'taggers/averaged_perceptron_tagger_eng/',  # the POS tagger's weights
+              'universal_tagset': 'taggers/universal_tagset/'}                               # Penn -> universal tags
+_NLTK_HOW = ("install them with `python -m nltk.downloader averaged_perceptron_tagger_eng universal_tagset` while "
+             "online, or set NLTK_DATA to a folder that holds taggers/averaged_perceptron_tagger_eng and taggers/universal_tagset")
 
 def _choice(what, v, choices):
     if v not in choices: raise UserError(f"unknown {what} {v!r}; choose one of {', '.join(choices)}")
@@ -57,14 +59,40 @@ def _memo_tag(tagger):
         return out
     return tag
 
+def _nltk_missing(names):
+    "Those of the NLTK resources `names` that are on no folder of NLTK's search path."
+    import nltk
+    def found(n):
+        try: return bool(nltk.data.find(_NLTK_DATA[n]))
+        except LookupError: return False
+    return [n for n in names if not found(n)]
+
+def _nltk_ready(tagset):
+    "Find NLTK's tagger (and the universal map): on disk, else downloaded once while online, else a one-line error."
+    import nltk
+    from nltk.downloader import Downloader
+    from bilstm_kd.core import announce, hub_offline, hub_reachable
+    need = ['averaged_perceptron_tagger_eng'] + (['universal_tagset'] if tagset == 'universal' else [])
+    if not _nltk_missing(need):
+        announce(f"[nltk] POS tagger from {Path(nltk.data.find(_NLTK_DATA[need[0]]).path).parents[1]}", key='nltk'); return
+    if not hub_reachable():   # HF_HUB_OFFLINE set, or no network: never wait on a download
+        why = 'HF_HUB_OFFLINE is set' if hub_offline() else 'the network is unreachable'
+        raise UserError(f"NLTK data missing ({', '.join(_nltk_missing(need))}) and {why}; {_NLTK_HOW}")
+    to, missing = Downloader().default_download_dir(), _nltk_missing(list(_NLTK_DATA))   # fetch both while online
+    announce(f"[nltk] downloading {' and '.join(missing)} into {to} (once)", key='nltk')
+    for n in missing:
+        try: ok = nltk.download(n, download_dir=to, quiet=True, raise_on_error=True)
+        except Exception: ok = False
+        if not ok: raise UserError(f"NLTK could not download {n} into {to}; {_NLTK_HOW}")
+    if to not in nltk.data.path: nltk.data.path.append(to)
+
 def _nltk_tagger(tagset):
     import nltk
-    try: tag = _memo_tag(_nltk_model(tuple(nltk.data.path)))
-    except LookupError: raise UserError(f"NLTK's averaged perceptron tagger (averaged_perceptron_tagger_eng) was not found; {_NLTK_HOW}") from None
-    if tagset == 'penn': return lambda sents: [tag(s) for s in sents]
     from nltk.tag.mapping import tagset_mapping
-    try: m = tagset_mapping('en-ptb', 'universal')
-    except LookupError: raise UserError(f"NLTK's universal_tagset mapping was not found; {_NLTK_HOW}") from None
+    _nltk_ready(tagset)
+    tag = _memo_tag(_nltk_model(tuple(nltk.data.path)))
+    if tagset == 'penn': return lambda sents: [tag(s) for s in sents]
+    m = tagset_mapping('en-ptb', 'universal')
     return lambda sents: [[m[t] for t in tag(s)] for s in sents]
 
 def _spacy_tagger(tagset, model):
@@ -275,7 +303,7 @@ def ngram_windows(lengths, p_ng: float, rng):  # [S] sentence lengths; P(n-gram 
     start = rng.integers(0, lengths - n + 1)                 # uniform start of the n-gram
     return ngram, np.where(ngram, start, 0), np.where(ngram, start + n, lengths)
 
-# %% ../nbs/03_augmentation.ipynb #c058
+# %% ../nbs/03_augmentation.ipynb #c063
 N_ITER_SINGLE, N_ITER_PAIR = 20, 10    # the paper's n_iter: 20 for SST-2, 10 for the sentence-pair tasks
 
 def default_n_iter(pair: bool) -> int:
@@ -349,7 +377,7 @@ def draw(corpus: Corpus,          # the corpus (flat)
     ngram, start, end = ngram_windows(corpus.lengths, cfg.p_ng, rng)
     return Draw(corpus, ids, fired, ngram, start, end)
 
-# %% ../nbs/03_augmentation.ipynb #c059
+# %% ../nbs/03_augmentation.ipynb #c064
 STATUS = ('kept', 'copy', 'duplicate')
 
 def _lists(enc, flag, values, pa_type):

@@ -95,3 +95,11 @@ def test_adding_a_rule_or_a_loss_is_a_registry_entry():
     assert [r.prob for r in WORD_RULES] == ['p_mask', 'p_pos'] and all(hasattr(AugmentConfig(), r.prob) for r in WORD_RULES)
     assert set(LOSSES) == {'mse', 'kl', 'hard'}
     with pytest.raises(Exception, match='loss must be one of mse, kl, hard, ce'): DistillConfig(loss='cosine')
+
+
+def test_notebook_cell_ids_are_unique():
+    "Merged notebooks can repeat a cell id; nbformat then renames one silently and the ids stop being stable."
+    import collections, json
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        ids = [c.get('id') for c in json.loads(nb.read_text())['cells']]
+        assert not [i for i, n in collections.Counter(ids).items() if n > 1], nb.name
