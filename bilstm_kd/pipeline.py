@@ -122,7 +122,7 @@ class Run:
     @property
     def out(self) -> Path: return self.paths.out
 
-# %% ../nbs/07_pipeline.ipynb #c059
+# %% ../nbs/07_pipeline.ipynb #c067
 def stage_teacher(run: Run) -> dict:
     "Fine-tune the teacher into `OUT/teacher` (chapter 02)."
     t = finetune_teacher(run.spec, run.out/'teacher', run.preset.teacher, data=run.data, progress=run.progress)
@@ -144,8 +144,8 @@ def stage_label(run: Run) -> dict:
                        cache=LogitsCache(run.paths.cache/'logits'), progress=run.progress, stats=st)
     secs = time.time() - t0
     out = {'n': len(z), 'seconds': round(secs, 1), 'sentences_per_s': round(len(z) / max(secs, 1e-9), 1),
-           'quantize': run.preset.label.quantize} | ({'processes': state.num_processes} if state is not None else {})
-    out |= {k: st[k] for k in ('computed', 'threads') if k in st}        # one process: what teacher_logits measured
+           'precision': run.preset.label.precision} | ({'processes': state.num_processes} if state is not None else {})
+    out |= {k: st[k] for k in ('computed', 'threads', 'precision') if k in st}   # one process: what teacher_logits measured
     if st.get('computed') and teacher.device.type == 'cpu':   # the fp32 ceiling, measured now on a sample of the same rows
         sample = random.Random(0).sample(texts_of(load_transfer_set(run.out/'transfer')), min(2000, len(z)))
         out['computed_per_s'] = round(st['computed'] / st['seconds'], 1)

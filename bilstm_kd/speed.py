@@ -89,13 +89,13 @@ def as_runner(name: str, obj, tokenizer=None) -> Runner:  # a Runner, Teacher, s
     if isinstance(obj, torch.nn.Module) and tokenizer is not None: return hf_runner(name, obj.eval(), tokenizer)
     raise UserError(f"cannot time {name!r} ({type(obj).__name__}); pass a Teacher, a student, or a 🤗 model with its tokenizer")
 
-# %% ../nbs/06a_speed.ipynb #c012
+# %% ../nbs/06a_speed.ipynb #c038
 def _batches(texts, bs, n):
     "n batches of bs texts, consecutive, cycling through `texts`."
     k = len(texts)
     return [[texts[(i * bs + j) % k] for j in range(bs)] for i in range(n)]
 
-def _timed(run, inputs, budget_s):
+def _timed(run, inputs, budget_s, enough: tuple | None = None):  # enough: (calls, seconds) after which to stop early
     "Seconds of each call of `run` over `inputs`; no call starts that the last one predicts would pass `budget_s`."
     out, start = [], time.perf_counter()
     with torch.inference_mode():
@@ -104,20 +104,28 @@ def _timed(run, inputs, budget_s):
             if torch.cuda.is_available(): torch.cuda.synchronize()
             out.append(time.perf_counter() - t)
             if time.perf_counter() - start + out[-1] > budget_s: break
+            if enough and len(out) >= enough[0] and time.perf_counter() - start >= enough[1]: break
     return out
+
+_MAX_LATENCY_CALLS, _LATENCY_S = 200, 1.0   # cheap models: up to this many batch-1 calls, or this many seconds
+
+def _latency(runner: Runner, texts, calls: int, budget_s: float) -> list:
+    "Seconds per batch-1 call: every input once untimed (shape caches warm), then at least `calls` timed calls."
+    xs = [runner.prepare(x) for x in _batches(texts, 1, max(calls, _MAX_LATENCY_CALLS))]
+    _timed(runner.run, xs, budget_s / 2)
+    return _timed(runner.run, xs, budget_s, enough=(calls, _LATENCY_S))
 
 def measure_speed(runner: Runner,              # the model to time
                   texts,                       # fixed inputs (strings or pairs)
                   batch_sizes=(64, 512),       # throughput batch sizes
-                  latency_calls: int = 20,     # single-sentence calls for the latency median
+                  latency_calls: int = 20,     # single-sentence calls for the latency median, at least
                   max_batches: int = 3,        # batches per throughput measurement
                   budget_s: float = 30.0) -> dict:  # seconds per measurement; predicted-longer batches are skipped
     "Latency (ms, batch 1) and throughput (sentences/s) per batch size of one model."
     texts = list(texts)
     if not texts: raise UserError("no texts to time; pass some sentences")
     row = {'model': runner.name, 'latency_ms': None, **{f'throughput_{b}': None for b in batch_sizes}, 'skipped': ''}
-    _timed(runner.run, [runner.prepare(texts[:1])], budget_s)                     # warm-up, untimed
-    lat = _timed(runner.run, [runner.prepare(x) for x in _batches(texts, 1, latency_calls)], budget_s)
+    lat = _latency(runner, texts, latency_calls, budget_s)
     row['latency_ms'] = 1000 * statistics.median(lat)
     per_sentence, skipped = statistics.median(lat), []
     for b in sorted(batch_sizes):

@@ -126,14 +126,17 @@ def test_corrupt_cache_file_is_rebuilt(base, tmp_path):
     assert c3.hits == len(SENTS)
 
 
-def test_int8_close_to_fp32_and_cached_separately(base, tmp_path):
+@pytest.mark.parametrize('precision', ['bf16', 'int8'])
+def test_low_precision_close_to_fp32_and_cached_separately(base, tmp_path, precision):
     z = teacher_logits(base, SENTS, progress=False)
-    q = teacher_logits(base, SENTS, quantize=True, progress=False)
-    assert q.shape == z.shape and np.abs(q - z).max() < 0.5 and not np.array_equal(q, z)
+    q = teacher_logits(base, SENTS, precision=precision, progress=False)
+    assert q.shape == z.shape and q.dtype == np.float32 and np.abs(q - z).max() < 0.5 and not np.array_equal(q, z)
     cache = LogitsCache(tmp_path/'c')
     teacher_logits(base, SENTS, cache=cache, progress=False)
-    teacher_logits(base, SENTS, quantize=True, cache=cache, progress=False)
-    assert cache.misses == len(SENTS)                                     # int8 logits have their own key space
+    teacher_logits(base, SENTS, precision=precision, cache=cache, progress=False)
+    assert cache.misses == len(SENTS)                                     # each precision has its own key space
+    with pytest.raises(Exception, match='precision must be one of fp32, bf16, int8'):
+        teacher_logits(base, SENTS, precision='fp16', progress=False)
 
 
 def test_finetune_changes_logits_and_save_load_is_identical(tuned, base):
