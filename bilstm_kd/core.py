@@ -12,11 +12,11 @@ from dataclasses import dataclass, fields, MISSING
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FILES_MANIFEST', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full', 'ensure_dir', 'replaceable', 'atomic_path',
-           'write_json', 'read_json', 'fingerprint', 'file_fingerprint', 'write_manifest', 'check_manifest', 'positive',
-           'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config', 'make_config', 'add_config_args',
-           'config_from_args', 'RunLock', 'busy_cores_elsewhere', 'choose_threads', 'announce', 'hub_offline',
-           'hub_reachable', 'cli_part']
+__all__ = ['FILES_MANIFEST', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full', 'ensure_dir', 'replaceable', 'check_out',
+           'atomic_path', 'write_json', 'read_json', 'fingerprint', 'file_fingerprint', 'write_manifest',
+           'check_manifest', 'positive', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config',
+           'make_config', 'add_config_args', 'config_from_args', 'RunLock', 'busy_cores_elsewhere', 'choose_threads',
+           'announce', 'hub_offline', 'hub_reachable', 'cli_part']
 
 # %% ../nbs/00_core.ipynb #c007
 class UserError(ValueError):
@@ -27,7 +27,7 @@ class ConfigError(UserError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message); self.field = field
 
-# %% ../nbs/00_core.ipynb #c035
+# %% ../nbs/00_core.ipynb #c045
 def disk_full(e: BaseException) -> bool:
     "Is `e` a full disk (or quota), also when a library wraps the OS error in its own exception (safetensors does)?"
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)): return True
@@ -55,6 +55,14 @@ def replaceable(path, what: str = '--out') -> Path:
         raise UserError(f"{what} {p} is a folder that holds files bilstm-kd did not write; pass a new or empty folder "
                         "(nothing was changed)")
     return p
+
+def check_out(path, folder: bool = True) -> Path:  # folder: the artefact is a folder (else a file)
+    "Check an artefact's `--out` before any work: its folder can be written and writing it replaces none of the user's files."
+    p = Path(path).expanduser()
+    if folder and p.exists() and not p.is_dir(): raise UserError(f"--out {p} is a file; pass a folder path")
+    if not folder and p.is_dir(): raise UserError(f"--out {p} is a folder; pass a file path")
+    ensure_dir(p.parent, 'folder of --out')
+    return replaceable(p)
 
 # %% ../nbs/00_core.ipynb #c036
 @contextmanager
