@@ -283,7 +283,7 @@ def config_from_args(cls, args, base=None, prefix: str = ''):
         flag = '--' + (prefix + e.field).replace('_', '-')
         raise UserError(f"{flag}: {str(e).removeprefix(e.field + ' ')}") from None
 
-# %% ../nbs/00_core.ipynb #c043
+# %% ../nbs/00_core.ipynb #c047
 class RunLock:
     "An exclusive lock on a run folder: a second holder gets a one-line `UserError`; a dead holder's lock is taken over."
     def __init__(self, folder, quiet: bool = False):
@@ -299,7 +299,7 @@ class RunLock:
             f.seek(0); holder = f.read().strip() or 'another process'; f.close()
             raise UserError(f"{self.folder} is in use by another bilstm-kd run ({holder}); wait for it to finish, "
                             "or pass another --out") from None
-        f.seek(0); old = f.read().strip()
+        f.seek(0); old = ''.join(c if c.isprintable() else '?' for c in f.read().strip())[:200]
         if old and not self.quiet: print(f"taking over {self.path}: its last holder ({old}) ended without releasing it", file=sys.stderr)
         f.seek(0); f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()

@@ -59,7 +59,7 @@ class Preset:
         "Every stage's CPU thread count set to `threads` (None: chosen per stage from the machine's load)."
         return dataclasses.replace(self, **{s: getattr(self, s).replace(threads=threads) for s in ('teacher', 'label', 'distill')})
 
-# %% ../nbs/07_pipeline.ipynb #c039
+# %% ../nbs/07_pipeline.ipynb #c047
 PRESETS = {
     'smoke': Preset('smoke', data=DataConfig(max_train=160, max_eval=96),
                     teacher=TeacherConfig(batch_size=16, max_steps=10, eval_steps=0.5), augment=AugmentConfig(n_iter=2),
@@ -87,7 +87,7 @@ def check_preset(p: Preset):
     if p.needs_hub and hub_offline():
         raise UserError(f"preset {p.name!r} downloads {p.teacher.model} from the Hugging Face hub, but HF_HUB_OFFLINE "
                         "is set; unset it (and have internet) or use --preset cpu")
-    resolve_backbone(p.teacher.model)   # fail fast: an unknown model, or a folder that holds none, before any stage runs
+    resolve_backbone(p.teacher.model, quiet=True)   # fail fast: an unknown model, or a folder that holds none, before any stage runs
     if p.student.embed_mode != 'rand': vectors_id(p.distill.vectors)   # the same for missing word vectors
 
 # %% ../nbs/07_pipeline.ipynb #c040

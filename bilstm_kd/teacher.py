@@ -320,11 +320,11 @@ def plot_history(history,            # records (dicts), {run name: records}, or 
     fig.update_xaxes(title_text=x); fig.update_layout(title=title, height=350, template='plotly_white')
     return fig
 
-# %% ../nbs/02_teacher.ipynb #c046
+# %% ../nbs/02_teacher.ipynb #c048
 def _cli_teacher(args) -> int:
     cfg = config_from_args(TeacherConfig, args)
     data = config_from_args(DataConfig, args)
-    check_out(args.out); resolve_backbone(cfg.model)   # fail fast: a bad --out or --model, before any work
+    check_out(args.out); resolve_backbone(cfg.model, quiet=True)   # fail fast: a bad --out or --model, before any work
     dd = load_task(args.task, args.data_dir, data.max_train, data.max_eval, data.seed, verbose=not args.json)
     t = finetune_teacher(args.task, args.out, cfg, data=dd, progress=not args.json)
     res = dict(out=str(args.out), task=t.task, metrics=t.info.get('metrics'), steps=t.info.get('steps'),

