@@ -13,7 +13,7 @@ from .core import UserError, CLI_PARTS, disk_full
 # %% auto #0
 __all__ = ['CHAPTERS', 'build_parser', 'main']
 
-# %% ../nbs/10_cli.ipynb #c015
+# %% ../nbs/10_cli.ipynb #c017
 CHAPTERS = ('data', 'teacher', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'pipeline', 'course')
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     "Entry point of the `bilstm-kd` console script: one line and exit 2 for a user's mistake."
     args = build_parser().parse_args(argv)
-    try: rc = args.func(args)
+    try: rc = args.func(args); sys.stdout.flush()   # a closed pipe shows up here, not at exit
     except UserError as e:
         print(f'error: {e}', file=sys.stderr); sys.exit(2)
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ class ConfigError(UserError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message); self.field = field
 
-# %% ../nbs/00_core.ipynb #c045
+# %% ../nbs/00_core.ipynb #c048
 def disk_full(e: BaseException) -> bool:
     "Is `e` a full disk (or quota), also when a library wraps the OS error in its own exception (safetensors does)?"
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)): return True
@@ -52,7 +52,7 @@ def replaceable(path, what: str = '--out') -> Path:
     "Check that writing artefact `path` replaces nothing but an earlier bilstm-kd artefact (a non-empty folder needs a `bilstm_kd_*.json`)."
     p = Path(path).expanduser()
     if p.is_dir() and not p.is_symlink() and any(p.iterdir()) and not any(p.glob('bilstm_kd_*.json')):
-        raise UserError(f"{what} {p} is a folder that holds files bilstm-kd did not write; pass a new or empty folder "
+        raise UserError(f"{what} {p} is a folder that holds files bilstm-kd did not write; pass another path "
                         "(nothing was changed)")
     return p
 

@@ -254,7 +254,7 @@ def load_vectors(vocab: Vocab,          # the vocabulary whose rows to fill
     mat[vocab.pad_index] = 0
     return Vectors(mat, found, name, vocab)
 
-# %% ../nbs/01_tokenization.ipynb #c041
+# %% ../nbs/01_tokenization.ipynb #c042
 DEFAULT_TEACHER = 'sentence-transformers/all-MiniLM-L6-v2'   # the default teacher backbone (hub id)
 _MODEL_FILES = ['*.json', '*.txt', '*.model', '*.safetensors']  # what `from_pretrained` reads (weights as safetensors)
 
@@ -291,9 +291,10 @@ def resolve_backbone(name=None,          # a folder, a hub id, or None for DEFAU
         if not (p/'config.json').is_file():
             raise UserError(f"{p} is not a model folder (no config.json); pass a folder written by save_pretrained or "
                             "`bilstm-kd teacher`, or a hub id")
-        try: kind = json.loads((p/'config.json').read_text()).get('model_type')
-        except (OSError, ValueError, AttributeError): kind = None
-        if kind is None or (p/'bilstm_kd_student.json').is_file():
+        try: cfg = json.loads((p/'config.json').read_text())
+        except (OSError, ValueError): raise UserError(f"{p/'config.json'} is corrupt or unreadable; rebuild the folder "
+                                                      "(a teacher with `bilstm-kd teacher`)") from None
+        if not isinstance(cfg, dict) or 'model_type' not in cfg or (p/'bilstm_kd_student.json').is_file():
             raise UserError(f"{p} is not a transformers model folder ({'a bilstm-kd student' if (p/'bilstm_kd_student.json').is_file() else 'its config.json names no model_type'}); "
                             "pass a teacher folder, a folder written by save_pretrained, or a hub id")
         return p
