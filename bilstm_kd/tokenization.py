@@ -35,7 +35,7 @@ def tokenize(text: str) -> list[str]:
     text = _CLITIC.sub(r' \1', text)
     return [MASK if t in ('[mask]', MASK) else t for t in _TOKEN.findall(text)]
 
-# %% ../nbs/01_tokenization.ipynb #c037
+# %% ../nbs/01_tokenization.ipynb #c043
 class Vocab:
     "Word ↔ id mapping with `<pad>`=0, `<unk>`=1, `<mask>`=2; unknown words map to `<unk>`."
     specials = (PAD, UNK, MASK)
@@ -94,7 +94,7 @@ class Vocab:
         fix = 'rebuild the student with `bilstm-kd distill`'
         try: d = json.loads(Path(path).read_text(encoding='utf-8'))
         except FileNotFoundError: raise UserError(f"{path} not found; a student folder must contain vocab.json") from None
-        except (OSError, ValueError) as e: raise UserError(f"{path} is corrupt or unreadable ({type(e).__name__}); {fix}") from None
+        except (OSError, ValueError) as e: raise UserError(f"{path} is not a bilstm_kd vocabulary (corrupt or unreadable: {type(e).__name__}); {fix}") from None
         if not isinstance(d, dict) or not isinstance(d.get('itos'), list) or not all(isinstance(t, str) for t in d['itos']):
             raise UserError(f"{path} is not a bilstm_kd vocabulary (no list of words under 'itos'); {fix}")
         try: return cls.from_dict(d)
