@@ -12,10 +12,11 @@ from dataclasses import dataclass, fields, MISSING
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CLI_PARTS', 'UserError', 'ConfigError', 'ensure_dir', 'atomic_path', 'write_json', 'read_json', 'fingerprint',
-           'file_fingerprint', 'positive', 'non_negative', 'prob', 'at_least', 'one_of', 'Config', 'make_config',
-           'add_config_args', 'config_from_args', 'RunLock', 'busy_cores_elsewhere', 'choose_threads', 'announce',
-           'hub_offline', 'hub_reachable', 'cli_part']
+__all__ = ['FILES_MANIFEST', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full', 'ensure_dir', 'replaceable', 'check_out',
+           'atomic_path', 'write_json', 'read_json', 'fingerprint', 'file_fingerprint', 'write_manifest',
+           'check_manifest', 'positive', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config',
+           'make_config', 'add_config_args', 'config_from_args', 'RunLock', 'busy_cores_elsewhere', 'choose_threads',
+           'announce', 'hub_offline', 'hub_reachable', 'cli_part']
 
 # %% ../nbs/00_core.ipynb #c007
 class UserError(ValueError):
@@ -26,9 +27,14 @@ class ConfigError(UserError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message); self.field = field
 
-# %% ../nbs/00_core.ipynb #c009
+# %% ../nbs/00_core.ipynb #c048
+def disk_full(e: BaseException) -> bool:
+    "Is `e` a full disk (or quota), also when a library wraps the OS error in its own exception (safetensors does)?"
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)): return True
+    return any(s in str(e) for s in ('No space left on device', 'os error 28', 'Disk quota exceeded'))
+
 def _write_error(path, e: OSError) -> UserError:
-    if e.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)):
+    if disk_full(e):
         return UserError(f"the disk is full while writing {path}; free some space and rerun (what was there before is intact)")
     return UserError(f"cannot write {path} ({e.strerror or e}); pass a writable folder")
 
@@ -42,20 +48,38 @@ def ensure_dir(path, what: str = 'output folder') -> Path:
     except OSError as e: raise UserError(f"{what} {p} cannot be written ({e.strerror or e}); pass a writable folder") from None
     return p
 
-# %% ../nbs/00_core.ipynb #c010
+def replaceable(path, what: str = '--out') -> Path:
+    "Check that writing artefact `path` replaces nothing but an earlier bilstm-kd artefact (a non-empty folder needs a `bilstm_kd_*.json`)."
+    p = Path(path).expanduser()
+    if p.is_dir() and not p.is_symlink() and any(p.iterdir()) and not any(p.glob('bilstm_kd_*.json')):
+        raise UserError(f"{what} {p} is a folder that holds files bilstm-kd did not write; pass another path "
+                        "(nothing was changed)")
+    return p
+
+def check_out(path, folder: bool = True) -> Path:  # folder: the artefact is a folder (else a file)
+    "Check an artefact's `--out` before any work: its folder can be written and writing it replaces none of the user's files."
+    p = Path(path).expanduser()
+    if folder and p.exists() and not p.is_dir(): raise UserError(f"--out {p} is a file; pass a folder path")
+    if not folder and p.is_dir(): raise UserError(f"--out {p} is a folder; pass a file path")
+    ensure_dir(p.parent, 'folder of --out')
+    return replaceable(p)
+
+# %% ../nbs/00_core.ipynb #c036
 @contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; on success rename it onto `path` (file or folder), else remove it."
     path = Path(path)
     ensure_dir(path.parent, 'folder')
+    replaceable(path)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
     tmp.rmdir()  # the caller creates a file or a folder here
     try:
         try: yield tmp
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', -1)): raise _write_error(path, e) from None
+        except Exception as e:
+            if disk_full(e): raise _write_error(path, e) from None
             raise
         if not tmp.exists(): raise RuntimeError(f"nothing was written to {tmp}")
+        if path.is_dir() and not tmp.is_dir(): raise UserError(f"{path} is a folder; pass a file path (nothing was changed)")
         if path.is_dir() and not path.is_symlink():
             old = path.with_name(f'.{path.name}.old')
             if old.exists(): shutil.rmtree(old)
@@ -105,6 +129,31 @@ def file_fingerprint(path) -> str:
     files = sorted(f for f in p.rglob('*') if f.is_file() and not any(s.startswith('.') for s in f.relative_to(p).parts))
     return fingerprint(*[(str(f.relative_to(p)), _file_sha(f)) for f in files])
 
+# %% ../nbs/00_core.ipynb #c039
+FILES_MANIFEST = 'bilstm_kd_files.json'   # written into a folder artefact, last: {file: {'bytes', 'sha256'}}
+
+def write_manifest(folder) -> dict:
+    "List every file of `folder` (hidden ones aside) with its size and SHA-256 in `FILES_MANIFEST`."
+    p = Path(folder)
+    files = sorted(f for f in p.rglob('*') if f.is_file() and f.name != FILES_MANIFEST
+                   and not any(s.startswith('.') for s in f.relative_to(p).parts))
+    m = {str(f.relative_to(p)): {'bytes': f.stat().st_size, 'sha256': _file_sha(f)} for f in files}
+    write_json(p/FILES_MANIFEST, m)
+    return m
+
+def check_manifest(folder, fix: str) -> bool:  # what to tell the user, e.g. 'rebuild it with `bilstm-kd distill`'
+    "Check `folder`'s files against its `FILES_MANIFEST` (False when it has none); a mismatch is a `UserError` saying `fix`."
+    p = Path(folder)
+    if not (p/FILES_MANIFEST).is_file(): return False
+    m = read_json(p/FILES_MANIFEST, fix)
+    if not isinstance(m, dict): raise UserError(f"{p/FILES_MANIFEST} is corrupt; {fix}")
+    for name, want in m.items():
+        f = p/name
+        if not f.is_file(): raise UserError(f"{f} is missing; {fix}")
+        if not isinstance(want, dict) or f.stat().st_size != want.get('bytes') or _file_sha(f) != want.get('sha256'):
+            raise UserError(f"{f} was changed or damaged after it was written (size or hash differs from {FILES_MANIFEST}); {fix}")
+    return True
+
 # %% ../nbs/00_core.ipynb #c016
 def _base_type(hint):
     "(base type, optional?, tuple element type or None) of a field's type hint."
@@ -140,7 +189,7 @@ def _coerce(name, v, hint):
     if base is str and not isinstance(v, str): raise bad('a string')
     return v
 
-# %% ../nbs/00_core.ipynb #c018
+# %% ../nbs/00_core.ipynb #c041
 def positive(v):    return None if v > 0 else 'must be > 0'
 def non_negative(v): return None if v >= 0 else 'must be >= 0'
 def prob(v):        return None if 0 <= v <= 1 else 'must be a probability in [0, 1]'
@@ -150,6 +199,13 @@ def one_of(*opts):
     f = lambda v: None if v in opts else f"must be one of {', '.join(map(str, opts))}"
     f.choices = opts
     return f
+
+def check_arg(name: str, v, check=positive, kind=int):
+    "A public function's numeric argument, checked like a config field: `v`, or a one-line `UserError` naming `name`."
+    try: v = _coerce(name, v, kind)
+    except ConfigError as e: raise UserError(str(e)) from None
+    if (msg := check(v)): raise UserError(f"{name} {msg}, got {v!r}")
+    return v
 
 # %% ../nbs/00_core.ipynb #c019
 class Config:
@@ -227,7 +283,7 @@ def config_from_args(cls, args, base=None, prefix: str = ''):
         flag = '--' + (prefix + e.field).replace('_', '-')
         raise UserError(f"{flag}: {str(e).removeprefix(e.field + ' ')}") from None
 
-# %% ../nbs/00_core.ipynb #c025
+# %% ../nbs/00_core.ipynb #c047
 class RunLock:
     "An exclusive lock on a run folder: a second holder gets a one-line `UserError`; a dead holder's lock is taken over."
     def __init__(self, folder, quiet: bool = False):
@@ -237,17 +293,19 @@ class RunLock:
     def __enter__(self):
         import fcntl
         ensure_dir(self.folder, 'run folder')
-        f = open(self.path, 'a+')
+        f = open(self.path, 'a+', errors='replace')   # a damaged lock file is still a lock file
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0); holder = f.read().strip() or 'another process'; f.close()
             raise UserError(f"{self.folder} is in use by another bilstm-kd run ({holder}); wait for it to finish, "
                             "or pass another --out") from None
-        f.seek(0); old = f.read().strip()
+        f.seek(0); old = ''.join(c if c.isprintable() else '?' for c in f.read().strip())[:200]
         if old and not self.quiet: print(f"taking over {self.path}: its last holder ({old}) ended without releasing it", file=sys.stderr)
         f.seek(0); f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
         self._f = f
+        for t in [*self.folder.glob('.*.tmp'), *self.folder.glob('*.ckpt/.*.tmp')]:   # half-writes of a killed holder
+            shutil.rmtree(t, ignore_errors=True) if t.is_dir() else t.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *exc):

@@ -9,7 +9,7 @@ __all__ = ['EMBED_MODES', 'VOCAB_FILE', 'STUDENT_MARKER', 'StudentConfig', 'Enco
            'SiameseBiLSTM', 'build_student', 'Encoded', 'encode', 'predict', 'count_params', 'quantize_student',
            'save_student', 'load_student']
 
-# %% ../nbs/04_student.ipynb #c056
+# %% ../nbs/04_student.ipynb #c059
 import json
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from huggingface_hub import PyTorchModelHubMixin
 
-from .core import UserError, Config, positive, non_negative, prob, one_of, atomic_path, write_json, read_json
+from .core import (UserError, ConfigError, Config, positive, non_negative, prob, one_of, atomic_path, write_json,
+                            read_json, check_arg, write_manifest, check_manifest)
 from .labels import quantize_int8
 from .tokenization import Vocab, tokenize, load_vectors, MASK_MODES
 
@@ -161,12 +162,13 @@ def encode(vocab: Vocab,           # the student's Vocab
     cols = tuple(zip(*items)) if pair else (items,)
     return Encoded(tuple([_ids(vocab, t) for t in col] for col in cols), vocab.pad_index)
 
-# %% ../nbs/04_student.ipynb #c020
+# %% ../nbs/04_student.ipynb #c060
 @torch.no_grad()
 def predict(self: StudentBase,
             texts_or_pairs,            # strings (single-sentence student), (text_a, text_b) pairs, or an `Encoded`
             batch_size: int = 256):    # sentences per forward pass
     "Class probabilities, float32 [N, num_labels], in input order."
+    batch_size = check_arg('batch_size', batch_size)
     if isinstance(texts_or_pairs, Encoded): x = texts_or_pairs
     elif self.vocab is None:
         raise UserError("this student has no Vocab; build it with build_student(..., vocab=vocab) or load it with load_student(dir)")
@@ -225,7 +227,7 @@ def _from_pretrained(cls, *, model_id, **kwargs):
 
 StudentBase._save_pretrained, StudentBase._from_pretrained = _save_pretrained, _from_pretrained
 
-# %% ../nbs/04_student.ipynb #c036
+# %% ../nbs/04_student.ipynb #c061
 def save_student(model: StudentBase,   # a trained student (with its Vocab)
                  path,                 # output folder; replaced atomically
                  meta: dict | None = None):  # extra facts for the marker: metrics, how it was trained, ...
@@ -236,6 +238,7 @@ def save_student(model: StudentBase,   # a trained student (with its Vocab)
     with atomic_path(Path(path)) as tmp:
         model.save_pretrained(tmp)
         write_json(Path(tmp) / STUDENT_MARKER, meta, indent=2)
+        write_manifest(tmp)   # last: `load_student` checks every file against it
     model.meta = meta
     return Path(path)
 
@@ -245,11 +248,17 @@ def load_student(path):  # a folder written by `save_student` (or `save_pretrain
     if not (p / 'config.json').exists():
         raise UserError(f"{p} is not a student folder (no config.json); pass the --out folder of `bilstm-kd distill`")
     fix = 'rebuild it with `bilstm-kd distill`'
-    pair = read_json(p / 'config.json', fix).get('pair', False)
-    try: model = (SiameseBiLSTM if pair else BiLSTMClassifier).from_pretrained(p)
+    check_manifest(p, fix)   # a file damaged or altered since it was written
+    cfg = read_json(p / 'config.json', fix)
+    if not isinstance(cfg, dict): raise UserError(f"{p / 'config.json'} is not a student config; {fix}")
+    try: model = (SiameseBiLSTM if cfg.get('pair', False) else BiLSTMClassifier).from_pretrained(p)
+    except ConfigError as e: raise UserError(f"{p / 'config.json'}: {e}; {fix}") from None
     except UserError: raise
     except Exception as e:   # a truncated or corrupt weights file, or weights of another shape
-        raise UserError(f"cannot load the student in {p} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); {fix}") from None
+        raise UserError(f"cannot load the student in {p} ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}); {fix}") from None
     if model.vocab is None: raise UserError(f"{p} has no {VOCAB_FILE}; the student cannot read text without it")
+    if len(model.vocab) != model.config.vocab_size:
+        raise UserError(f"{p / VOCAB_FILE} has {len(model.vocab)} words but the weights have {model.config.vocab_size} rows; {fix}")
     model.meta = read_json(p / STUDENT_MARKER, fix) if (p / STUDENT_MARKER).exists() else {'task': model.task}
+    if not isinstance(model.meta, dict): raise UserError(f"{p / STUDENT_MARKER} is not a student marker; {fix}")
     return model
