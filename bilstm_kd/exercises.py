@@ -245,7 +245,7 @@ def check_pos_sampler(fn, n_draws: int = 6000, seed: int = 0) -> str:  # fn(coun
     _same_seed(lambda c, t, r: [fn(c, t, r) for _ in range(5)], (counts, 'NN'), _AUG_REFS, 'words')
     return "Correct: words of the right tag, in proportion to their counts."
 
-# %% ../nbs/09_exercises.ipynb #c1106
+# %% ../nbs/09_exercises.ipynb #c1123
 def _aug_case(rng, L: int):
     "A hidden sentence of L made-up words, its tags, and per-tag counts of other made-up words."
     tags = [str(t) for t in rng.choice(['NN', 'JJ', 'VB'], L)]
@@ -278,12 +278,13 @@ def _word_rules(outs, case, p_mask: float, p_pos: float) -> tuple:
             swapped[k, i] = 1
     return masked.mean(), swapped.mean(), masked.mean(0), masked.sum(1).var()
 def _swap_shares(outs, case) -> float:
-    "The largest gap between the share of a replacement word among its tag's swaps and its share of the tag's counts."
-    (words, tags, vocab), gap = case, 0.0
+    "The largest z-score between the share of a replacement word among its tag's swaps and its share of the tag's counts."
+    (words, tags, vocab), z = case, 0.0
     for t, counts in vocab.items():
         got = [o[i] for o in outs for i in range(len(words)) if tags[i] == t and o[i] in counts]
-        gap = max(gap, *(abs(got.count(w) / max(len(got), 1) - c / sum(counts.values())) for w, c in counts.items()))
-    return gap
+        for w, c in counts.items():
+            p = c / sum(counts.values()); z = max(z, abs(got.count(w) - p * len(got)) / math.sqrt(p * (1 - p) * len(got) + 1e-9))
+    return z
 def _window_of(o, case) -> bool:
     "Is `o` a contiguous window of the sentence in which each word is kept, masked or swapped within its tag?"
     words, tags, vocab = case
@@ -306,7 +307,7 @@ def check_augment_pass(fn) -> str:  # fn(words, tags, vocab, rng, p_mask=0.1, p_
         if abs(s - p_pos) > 0.03: return f"Not quite: {where} you swapped {s:.1%} of the words; one draw X_i per word decides both rules: swap when p_mask <= X_i < p_mask + p_pos."
         if p_mask and (np.abs(per_pos - p_mask).max() > 0.1 or var < 0.5 * len(case[0]) * p_mask * (1 - p_mask)):
             return f"Not quite: {where} the masks do not fall on each word independently; draw one X_i for every word."
-    if _swap_shares(_aug_draws(fn, case, 900, 2, p_mask=0.0, p_pos=0.3, p_ng=0.0), case) > 0.07:
+    if _swap_shares(_aug_draws(fn, case, 900, 2, p_mask=0.0, p_pos=0.3, p_ng=0.0), case) > 5:   # 5 standard errors
         return "Not quite: replacements do not follow the counts; draw the new word with probability count / total of its tag."
     for L in (1, 3, 8): _ngram_stats(_aug_draws(fn, c := _aug_case(rng, L), 2000, L, p_mask=0.0, p_pos=0.0, p_ng=1.0), c[0], L, 'with p_ng = 1 your pass')
     short = np.mean([len(o) < 8 for o in _aug_draws(fn, _aug_case(rng, 8), 2000, 3, p_mask=0.0, p_pos=0.0, p_ng=0.25)])
