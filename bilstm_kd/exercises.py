@@ -504,7 +504,7 @@ def check_expected_agreement(answer: float,   # your expected agreement rate, 0.
                    min(acc_a, acc_b): "Not quite: that is the best case (errors nested), not independence."},
                   "Not quite. Add P(both right) and P(both wrong and the same wrong class).")
 
-# %% ../nbs/09_exercises.ipynb #c1111
+# %% ../nbs/09_exercises.ipynb #c1124
 def _speed_rows_problem(rows, model: str) -> str | None:
     "Why `rows` are not a speed measurement that includes `model` (None when they are)."
     rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, (list, tuple)) else []
@@ -520,7 +520,7 @@ def check_latency_ratio(answer: float, rows: list[dict], model: str = 'bert-larg
     if (why := _speed_rows_problem(rows, model)): return why
     truth = next(r for r in rows if r.get('model') == model)['latency_ratio']
     if (a := _as_number(answer, what='a ratio of times')) <= 0: return "A ratio of times is positive; guess how many times slower."
-    if max(a / truth, truth / a) <= tolerance: return f"Close enough: measured {truth:.0f}×, you said {a:g}× (within {tolerance:g}×)."
+    if max(a / truth, truth / a) <= (tolerance := min(max(tolerance, 1.0), 3.0)): return f"Close enough: measured {truth:.0f}×, you said {a:g}× (within {tolerance:g}×)."
     return f"Not quite: you said {a:g}×, more than {tolerance:g}× too {'high' if a > truth else 'low'}. At batch 1 neither model fills the CPU's vector units, so per-call costs matter more than FLOPs."
 
 @_verdict
