@@ -61,14 +61,15 @@ class Preset:
         "Every stage's CPU thread count set to `threads` (None: chosen per stage from the machine's load)."
         return dataclasses.replace(self, **{s: getattr(self, s).replace(threads=threads) for s in ('teacher', 'label', 'distill')})
 
-# %% ../nbs/07_pipeline.ipynb #c069
+# %% ../nbs/07_pipeline.ipynb #c078
 PRESETS = {
     'smoke': Preset('smoke', data=DataConfig(max_train=160, max_eval=96),
                     teacher=TeacherConfig(batch_size=16, max_steps=10, eval_steps=0.5), augment=AugmentConfig(n_iter=2),
                     distill=DistillConfig(epochs=2, patience=2)),
     'mini': Preset('mini', data=DataConfig(max_train=2000), teacher=TeacherConfig(eval_steps=0.25),
                    augment=AugmentConfig(n_iter=4), distill=DistillConfig(epochs=5, patience=2)),
-    'cpu': Preset('cpu', augment=AugmentConfig(n_iter=4), speed=SpeedConfig(budget_s=60.0)),
+    'cpu': Preset('cpu', augment=AugmentConfig(n_iter=10), label=LabelConfig(precision='auto'),
+                  distill=DistillConfig(epochs=5, patience=8, ema=0.999, eval_every=2000), speed=SpeedConfig(budget_s=60.0)),
     'paper': Preset('paper', teacher=TeacherConfig(model='bert-large-uncased', epochs=3, lr=(2e-5, 3e-5, 4e-5, 5e-5)),
                     label=LabelConfig(batch_size=256), distill=DistillConfig(epochs=30, patience=5, vectors='glove-300d'),
                     speed=SpeedConfig(), needs_gpu=True, needs_hub=True),
