@@ -54,7 +54,7 @@ LOSSES = {'mse': mse_logits,    # the paper's: squared error on logits (§3.2)
           'kl': kl_logits,      # Hinton et al. (2015): T²·KL of softened distributions
           'hard': hard_labels}  # CE on the teacher's predicted class: its labels without its confidence
 
-# %% ../nbs/05_distillation.ipynb #c067
+# %% ../nbs/05_distillation.ipynb #c096
 def default_batch_size(pair: bool) -> int:  # True for sentence-pair tasks
     "The paper's batch size: 256 for pairs, 50 for single sentences (§4.2)."
     return 256 if pair else 50
@@ -67,6 +67,7 @@ class DistillConfig(Config):
     temperature: float = 1.0        # T for loss='kl'
     augmented_ce: str = 'teacher'   # CE target of augmented rows (label −1): the teacher's argmax (§3.2) or 'off'
     epochs: int = 10                # passes over the training set at most
+    baseline_epochs: int | None = None  # passes of a no-KD run over the gold set (None: `epochs`); it is several times smaller
     batch_size: int | None = None   # rows per step; None: the paper's 50 for single sentences, 256 for pairs (§4.2)
     lr: float = 1.0                 # Adadelta learning rate (§4.2: 1.0)
     rho: float = 0.95               # Adadelta ρ (§4.2: 0.95)
@@ -80,7 +81,7 @@ class DistillConfig(Config):
     seed: int = 0                   # seeds initialisation, batching and dropout
     threads: int | None = None      # CPU threads (None: the cores other processes leave free)
     checks = dict(loss=one_of(*LOSSES, 'ce'), alpha=prob, temperature=positive, augmented_ce=one_of('teacher', 'off'),
-                  epochs=positive, batch_size=positive, lr=positive, rho=prob, lr_schedule=one_of('constant', 'linear'),
+                  epochs=positive, baseline_epochs=positive, batch_size=positive, lr=positive, rho=prob, lr_schedule=one_of('constant', 'linear'),
                   patience=positive, eval_every=positive, ema=lambda v: None if 0 < v < 1 else 'must be in (0, 1)',
                   bucket=positive, max_rows=positive, threads=positive)
 
@@ -430,7 +431,7 @@ def _student_for(spec, rows, orig, cfg: DistillConfig, model: StudentConfig | No
     torch.manual_seed(cfg.seed)
     return build_student(c, None if vec is None else vec.matrix, vocab), vec
 
-# %% ../nbs/05_distillation.ipynb #c049
+# %% ../nbs/05_distillation.ipynb #c097
 def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', 'mrpc'
             out,                           # folder for the trained student (written atomically)
             cfg: DistillConfig | None = None,  # how to train (default: the paper's)
@@ -444,7 +445,7 @@ def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', '
             **changes):                    # changes to `cfg`, e.g. epochs=2
     "Train (distil) a BiLSTM student for `task` and save it to `out`; returns the student with `.meta`."
     spec, cfg = get_task(task), make_config(DistillConfig, cfg, **changes)
-    if no_kd: cfg = cfg.replace(loss='ce')
+    if no_kd: cfg = cfg.replace(loss='ce', epochs=cfg.baseline_epochs or cfg.epochs)
     dd = data if data is not None else load_task(spec, verbose=progress)
     rows, z = _training_rows(spec, dd, cfg, transfer, logits, teacher, no_kd, progress)
     net, vec = _student_for(spec, rows, dd['train'], cfg, model)

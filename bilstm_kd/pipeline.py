@@ -61,7 +61,7 @@ class Preset:
         "Every stage's CPU thread count set to `threads` (None: chosen per stage from the machine's load)."
         return dataclasses.replace(self, **{s: getattr(self, s).replace(threads=threads) for s in ('teacher', 'label', 'distill')})
 
-# %% ../nbs/07_pipeline.ipynb #c078
+# %% ../nbs/07_pipeline.ipynb #c082
 PRESETS = {
     'smoke': Preset('smoke', data=DataConfig(max_train=160, max_eval=96),
                     teacher=TeacherConfig(batch_size=16, max_steps=10, eval_steps=0.5), augment=AugmentConfig(n_iter=2),
@@ -69,7 +69,8 @@ PRESETS = {
     'mini': Preset('mini', data=DataConfig(max_train=2000), teacher=TeacherConfig(eval_steps=0.25),
                    augment=AugmentConfig(n_iter=4), distill=DistillConfig(epochs=5, patience=2)),
     'cpu': Preset('cpu', augment=AugmentConfig(n_iter=10), label=LabelConfig(precision='auto'),
-                  distill=DistillConfig(epochs=5, patience=8, ema=0.999, eval_every=2000), speed=SpeedConfig(budget_s=60.0)),
+                  distill=DistillConfig(epochs=5, baseline_epochs=20, patience=8, ema=0.999, eval_every=2000),
+                  speed=SpeedConfig(budget_s=60.0)),
     'paper': Preset('paper', teacher=TeacherConfig(model='bert-large-uncased', epochs=3, lr=(2e-5, 3e-5, 4e-5, 5e-5)),
                     label=LabelConfig(batch_size=256), distill=DistillConfig(epochs=30, patience=5, vectors='glove-300d'),
                     speed=SpeedConfig(), needs_gpu=True, needs_hub=True),
@@ -230,14 +231,15 @@ def preset_dict(p: Preset) -> dict:
     "A preset as plain JSON data."
     return {f.name: (getattr(p, f.name).to_dict() if f.name in SECTIONS else getattr(p, f.name)) for f in fields(p)}
 
-# %% ../nbs/07_pipeline.ipynb #c071
+# %% ../nbs/07_pipeline.ipynb #c084
 _LOSS_ONLY = ('loss', 'alpha', 'temperature', 'augmented_ce')   # DistillConfig fields the baseline resets (`Preset.baseline`)
 
 STAGES = (
     Stage('teacher', ('data',), ('teacher',), ('teacher',), stage_teacher, shared=True),
     Stage('augment', ('data',), ('augment',), ('transfer',), stage_augment, splits=('train',)),
     Stage('label', ('teacher', 'augment'), ('label',), ('logits.npy',), stage_label, shared=True),
-    Stage('distill', ('data', 'augment', 'label'), ('distill', 'student'), ('student',), stage_distill, vectors=True),
+    Stage('distill', ('data', 'augment', 'label'), ('distill', 'student'), ('student',), stage_distill, vectors=True,
+          ignore=('baseline_epochs',)),
     Stage('baseline', ('data',), ('distill', 'student'), ('baseline',), stage_baseline, ignore=_LOSS_ONLY, vectors=True),
     Stage('evaluate', ('data', 'teacher', 'distill', 'baseline'), ('speed',), ('eval.json',), evaluate_run),
     Stage('report', ('augment', 'label', 'evaluate'), (), ('report.json', 'report.html'), stage_report),

@@ -191,7 +191,7 @@ def label_sharded(state,                  # `process_state()`: the processes tha
     finally: torch.set_num_threads(old)
     return broadcast_object_list([np.stack([got[k] for k in keys]).astype(np.float32, copy=False) if main else None])[0]
 
-# %% ../nbs/03a_transfer.ipynb #c036
+# %% ../nbs/03a_transfer.ipynb #c046
 def _save_npy(out, z: np.ndarray):
     with atomic_path(out) as tmp:
         with open(tmp, 'wb') as f: np.save(f, z)
@@ -216,6 +216,7 @@ def label_transfer(teacher,                     # a `Teacher` or a teacher folde
     return z
 
 def _cli_label(args) -> int:
+    check_out(args.out, folder=False)   # a bad --out fails before the teacher loads
     cfg, t0, state = config_from_args(LabelConfig, args), time.perf_counter(), process_state()
     z = label_transfer(args.teacher, args.transfer, args.out, cfg, LogitsCache(args.cache) if args.cache else True,
                        progress=not args.json)

@@ -245,8 +245,14 @@ def test_out_never_replaces_a_folder_of_the_users_own_files(cmd, tmp_path, glue,
 def test_label_out_never_replaces_a_folder(tmp_path, ref, cache):
     mine = tmp_path/'mine'; mine.mkdir(); (mine/'notes.txt').write_text('keep')
     one_line_error(cli('label', '--json', '--teacher', ref/'teacher', '--transfer', ref/'transfer', '--out', mine,
-                       '--threads', '1'), 'holds files bilstm-kd did not write')
+                       '--threads', '1'), 'is a folder; pass a file path')
     assert tree_bytes(mine) == {'notes.txt': b'keep'}
+
+
+@pytest.mark.parametrize('where', ['proc', 'read-only', 'under a file'])
+def test_label_checks_its_out_before_loading_the_teacher(where, tmp_path, ref, cache):
+    out, phrase = out_cases(tmp_path)[where]
+    one_line_error(cli('label', '--json', '--teacher', ref/'teacher', '--transfer', ref/'transfer', '--out', out), phrase)
 
 
 # ----------------------------------------------------------------------------------------------- damaged artefacts
@@ -264,8 +270,9 @@ class Evil:   # a pickle that would run a command when loaded
     lambda d: (d/'model.safetensors').write_bytes(os.urandom(4096)), lambda d: trunc(d/'tokenizer.json'),
     lambda d: [(d/n).unlink() for n in ('tokenizer.json', 'tokenizer_config.json')],   # transformers would make an all-[UNK] one
     lambda d: (d/'config.json').write_text('{"x": '), lambda d: (d/'bilstm_kd_teacher.json').write_text('[]'),
-    lambda d: (d/'bilstm_kd_teacher.json').write_text('{"task": "cola"}'),
-], ids=['truncated', 'empty', 'garbage', 'tokenizer-truncated', 'tokenizer-gone', 'config', 'marker-list', 'marker-task'])
+    lambda d: (d/'bilstm_kd_teacher.json').write_text('{"task": "cola"}'), lambda d: flip(d/'model.safetensors'),
+], ids=['truncated', 'empty', 'garbage', 'tokenizer-truncated', 'tokenizer-gone', 'config', 'marker-list', 'marker-task',
+        'bit-flip'])
 def test_a_damaged_teacher_is_one_line(damage, tmp_path, ref, cache):
     t = tmp_path/'teacher'; shutil.copytree(ref/'teacher', t); damage(t)
     res = cli('evaluate', '--model', t, '--task', 'sst2')
