@@ -8,7 +8,7 @@ their state for a static snapshot. The committed notebooks are never written: ou
 Fails (exit 1) on an error in any cell and on a dead link between pages.
 
     python tools/build_docs.py                      # execute every chapter, render, check links
-    python tools/build_docs.py --no-execute         # render the notebooks as committed (fast), check links
+    python tools/build_docs.py --no-execute         # render the notebooks as they are (fast), check links
     python tools/build_docs.py --execute 03_augmentation.ipynb   # run only these; render the rest as committed
 """
 import argparse, ast, concurrent.futures as cf, html, json, multiprocessing as mp, os, re, shutil, sys, time
@@ -148,6 +148,7 @@ def prepare(nb, api=()):
     api = dict(api)
     cells = []
     for i, c in enumerate(nb.cells):
+        c.metadata.pop('execution', None)   # `nbdev-test --save` records timings there in a form nbformat rejects
         if c.cell_type == 'code':
             f = _flags(c.source)
             if f & _HIDE or 'include:false' in f: continue
@@ -287,7 +288,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--out', default=str(ROOT/'_site'), help='site folder (default: _site/)')
     g = ap.add_mutually_exclusive_group()
-    g.add_argument('--no-execute', action='store_true', help='render the notebooks as committed (no outputs)')
+    g.add_argument('--no-execute', action='store_true', help='render the notebooks as they are, without running them (with the outputs they hold, e.g. after `nbdev-test --save`)')
     g.add_argument('--execute', nargs='+', metavar='NB', help='execute only these chapters (file names)')
     ap.add_argument('--n-workers', type=int, default=2, help='chapters executed at once')
     a = ap.parse_args()
