@@ -13,7 +13,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['FILES_MANIFEST', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full', 'ensure_dir', 'replaceable', 'check_out',
-           'atomic_path', 'write_json', 'read_json', 'fingerprint', 'file_fingerprint', 'write_manifest',
+           'atomic_path', 'write_json', 'read_json', 'set_aside', 'fingerprint', 'file_fingerprint', 'write_manifest',
            'check_manifest', 'positive', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config',
            'make_config', 'add_config_args', 'config_from_args', 'RunLock', 'busy_cores_elsewhere', 'choose_threads',
            'announce', 'hub_offline', 'hub_reachable', 'cli_part']
@@ -100,6 +100,16 @@ def read_json(path, fix: str = 'delete it and rerun the command that wrote it'):
     except FileNotFoundError: raise UserError(f"{path} not found; {fix}") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise UserError(f"{path} is corrupt or unreadable ({type(e).__name__}); {fix}") from None
+
+# %% ../nbs/00_core.ipynb #c049
+def set_aside(path) -> Path:  # a damaged file or folder that must not be used, nor deleted
+    "Rename `path` to `NAME.broken-<unix time>` beside it (with a counter when taken); returns the new path."
+    p = Path(path)
+    name = f'{p.name}.broken-{int(time.time())}'
+    aside, n = p.with_name(name), 1
+    while aside.exists(): aside, n = p.with_name(f'{name}-{n}'), n + 1
+    p.rename(aside)
+    return aside
 
 # %% ../nbs/00_core.ipynb #c013
 def fingerprint(*parts) -> str:

@@ -288,7 +288,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--out', default=str(ROOT/'_site'), help='site folder (default: _site/)')
     g = ap.add_mutually_exclusive_group()
-    g.add_argument('--no-execute', action='store_true', help='render the notebooks as they are, without running them (with the outputs they hold, e.g. after `nbdev-test --save`)')
+    g.add_argument('--no-execute', action='store_true', help='render the notebooks as they are, with the outputs they hold (e.g. after `nbdev-test --save`)')
     g.add_argument('--execute', nargs='+', metavar='NB', help='execute only these chapters (file names)')
     ap.add_argument('--n-workers', type=int, default=2, help='chapters executed at once')
     a = ap.parse_args()
