@@ -175,16 +175,17 @@ def stage_baseline(run: Run) -> dict:
     return _student_summary(distill(run.spec, run.out/'baseline', run.preset.baseline(), data=run.data,
                                     model=run.preset.student, no_kd=True, progress=run.progress))
 
-# %% ../nbs/07_pipeline.ipynb #c038
+# %% ../nbs/07_pipeline.ipynb #c091
 def evaluate_run(run: Run) -> dict:
     "Dev metrics and size of the run's teacher, student and baseline, and the speed table; writes `OUT/eval.json`."
     from bilstm_kd.evaluation import evaluate, model_size
     from bilstm_kd.speed import bench_speed, bench_texts
-    from bilstm_kd.student import load_student, quantize_student
+    from bilstm_kd.student import load_student, quantize_student, OnnxStudent
     res = {who: {'metrics': evaluate(run.out/who, run.spec, data=run.data), **model_size(run.out/who)}
            for who in ('teacher', 'student', 'baseline')}
-    q = quantize_student(load_student(run.out/'student'))
-    res['student_int8'] = {'metrics': evaluate(q, run.spec, data=run.data), 'params': res['student']['params']}
+    s = load_student(run.out/'student')
+    for who, q in (('student_int8', quantize_student(s)), ('student_onnx_int8', OnnxStudent(s, int8=True))):
+        res[who] = {'metrics': evaluate(q, run.spec, data=run.data), 'params': res['student']['params']}
     res['speed'] = bench_speed(run.out/'student', run.out/'teacher', run.spec.name, run.preset.speed,
                                texts=bench_texts(1024, run.spec, data=run.data), progress=run.progress)
     write_json(run.out/'eval.json', res)
@@ -200,7 +201,7 @@ def _machine() -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {'cpu_count': os.cpu_count(), 'gpu': gpu, 'platform': platform.platform()}
 
-# %% ../nbs/07_pipeline.ipynb #c039
+# %% ../nbs/07_pipeline.ipynb #c092
 def build_report(run: Run) -> dict:
     "The run's report: dev metrics of teacher, student and baseline, sizes, speed, stage seconds, versions."
     spec, ev, records = run.spec, read_json(run.out/'eval.json', 'rerun `bilstm-kd run` with the same --out'), run.records
@@ -210,7 +211,7 @@ def build_report(run: Run) -> dict:
     seconds = {k: v['seconds'] for k, v in records.items() if k != 'report'}
     rep = dict(task=spec.name, preset=run.preset.name, seed=run.preset.distill.seed, date=time.strftime('%Y-%m-%d'),
                machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
-               student_int8=ev.get('student_int8'),
+               student_int8=ev.get('student_int8'), student_onnx_int8=ev.get('student_onnx_int8'),
                speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
                stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=_versions())
     if None not in (score(t['metrics']), score(s['metrics']), score(b['metrics'])):

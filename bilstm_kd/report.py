@@ -106,7 +106,7 @@ def plot_tradeoff(points: list[dict],  # dicts with model, params, accuracy (0-1
                       template='plotly_white', width=700, height=480, margin=dict(t=80))
     return fig
 
-# %% ../nbs/06b_report.ipynb #c025
+# %% ../nbs/06b_report.ipynb #c026
 def _metrics_block(d):
     "Flat metrics of the first split from a teacher/student/baseline entry (flat, per split, or under 'metrics')."
     if not isinstance(d, dict): return {}
@@ -153,7 +153,7 @@ def report_html(report: dict,            # keys: task, preset, teacher, student,
     "Write a standalone HTML page with the run's tables and plots; returns the path."
     spec = get_task(report['task'])
     quality = []
-    for n in ('teacher', 'student', 'student_int8', 'baseline'):
+    for n in ('teacher', 'student', 'student_int8', 'student_onnx_int8', 'baseline'):
         m = _metrics_block(report.get(n))
         if m: quality.append({'model': n, **{k: v for k, v in m.items() if k in ('n', *spec.metrics)}})
     paper1 = table1(spec, {MODEL_NAMES[n] + ' (ours: ' + n + ')': _metrics_block(report.get(n))

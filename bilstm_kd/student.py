@@ -6,8 +6,8 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/student.html.md"""
 
 # %% auto #0
 __all__ = ['EMBED_MODES', 'VOCAB_FILE', 'STUDENT_MARKER', 'StudentConfig', 'Encoder', 'StudentBase', 'BiLSTMClassifier',
-           'SiameseBiLSTM', 'build_student', 'Encoded', 'encode', 'predict', 'count_params', 'quantize_student',
-           'save_student', 'load_student']
+           'SiameseBiLSTM', 'build_student', 'Encoded', 'encode', 'as_encoded', 'probabilities', 'predict',
+           'count_params', 'quantize_student', 'student_onnx', 'OnnxStudent', 'save_student', 'load_student']
 
 # %% ../nbs/04_student.ipynb #c059
 import json
@@ -162,29 +162,40 @@ def encode(vocab: Vocab,           # the student's Vocab
     cols = tuple(zip(*items)) if pair else (items,)
     return Encoded(tuple([_ids(vocab, t) for t in col] for col in cols), vocab.pad_index)
 
-# %% ../nbs/04_student.ipynb #c060
+# %% ../nbs/04_student.ipynb #c068
+def as_encoded(model,                   # a student (torch or ONNX Runtime): its `config` and `vocab` are read
+               texts_or_pairs):         # strings, (text_a, text_b) pairs, or an `Encoded`
+    "`texts_or_pairs` encoded with the model's Vocab, checked against the model's kind (single texts or pairs)."
+    if isinstance(texts_or_pairs, Encoded): x = texts_or_pairs
+    elif model.vocab is None:
+        raise UserError("this student has no Vocab; build it with build_student(..., vocab=vocab) or load it with load_student(dir)")
+    else: x = encode(model.vocab, texts_or_pairs)
+    if len(x) and x.pair != model.config.pair:
+        raise UserError(f"this student expects {'(text_a, text_b) pairs' if model.config.pair else 'single texts'}; "
+                        f"got {'pairs' if x.pair else 'single texts'}")
+    return x
+
+def probabilities(forward,              # padded id tensors -> logits (a student, or its ONNX Runtime twin)
+                  x: Encoded,           # the encoded inputs
+                  num_labels: int,      # columns of the result
+                  batch_size: int):     # rows per call
+    "Softmax of `forward` over `x`, float32 [N, num_labels] in input order; batches are length-sorted (little padding)."
+    order, out = np.argsort(-x.lengths, kind='stable'), np.zeros((len(x), num_labels), np.float32)
+    for s in range(0, len(x), batch_size):
+        idx = order[s:s + batch_size]
+        out[idx] = forward(*x.batch(idx)).float().softmax(-1).cpu().numpy()
+    return out
+
 @torch.no_grad()
 def predict(self: StudentBase,
             texts_or_pairs,            # strings (single-sentence student), (text_a, text_b) pairs, or an `Encoded`
             batch_size: int = 256):    # sentences per forward pass
     "Class probabilities, float32 [N, num_labels], in input order."
-    batch_size = check_arg('batch_size', batch_size)
-    if isinstance(texts_or_pairs, Encoded): x = texts_or_pairs
-    elif self.vocab is None:
-        raise UserError("this student has no Vocab; build it with build_student(..., vocab=vocab) or load it with load_student(dir)")
-    else: x = encode(self.vocab, texts_or_pairs)
-    if len(x) and x.pair != self.config.pair:
-        raise UserError(f"this student expects {'(text_a, text_b) pairs' if self.config.pair else 'single texts'}; "
-                        f"got {'pairs' if x.pair else 'single texts'}")
+    batch_size, x = check_arg('batch_size', batch_size), as_encoded(self, texts_or_pairs)
     was_training, device = self.training, next(self.parameters()).device
     self.eval()
-    order, out = np.argsort(-x.lengths, kind='stable'), np.zeros((len(x), self.config.num_labels), np.float32)
-    for s in range(0, len(x), batch_size):
-        idx = order[s:s + batch_size]
-        logits = self(*(t.to(device) for t in x.batch(idx)))
-        out[idx] = logits.float().softmax(-1).cpu().numpy()
-    self.train(was_training)
-    return out
+    try: return probabilities(lambda *t: self(*(a.to(device) for a in t)), x, self.config.num_labels, batch_size)
+    finally: self.train(was_training)
 
 StudentBase.predict = predict
 
@@ -203,6 +214,90 @@ def quantize_student(model: StudentBase) -> StudentBase:
     q = quantize_int8(model.cpu(), (nn.LSTM, nn.Linear))
     q.vocab, q.meta = model.vocab, {**getattr(model, 'meta', {}), 'int8': True}
     return q
+
+# %% ../nbs/04_student.ipynb #c070
+def _gates(w):  # PyTorch stacks an LSTM's gate blocks as (i, f, g, o); ONNX as (i, o, f, c)
+    i, f, g, o = np.split(w, 4, axis=0)
+    return np.concatenate([i, o, f, g])
+
+def _lstm_weights(lstm: nn.LSTM) -> dict:
+    "ONNX `LSTM`'s W [2, 4h, d], R [2, 4h, h] and B [2, 8h] from a one-layer bidirectional `nn.LSTM`."
+    w = lambda n: getattr(lstm, n).detach().float().cpu().numpy()
+    dirs = ('_l0', '_l0_reverse')
+    return dict(W=np.stack([_gates(w('weight_ih' + d)) for d in dirs]), R=np.stack([_gates(w('weight_hh' + d)) for d in dirs]),
+                B=np.stack([np.concatenate([_gates(w('bias_ih' + d)), _gates(w('bias_hh' + d))]) for d in dirs]))
+
+# %% ../nbs/04_student.ipynb #c071
+def student_onnx(model: StudentBase,   # a float student (not `quantize_student`'s copy)
+                 opset: int = 17):     # ONNX opset of the graph
+    "The student as an `onnx.ModelProto`: embedding lookup → one bidirectional LSTM over each row's length → ReLU head."
+    from onnx import helper as oh, numpy_helper, TensorProto, checker
+    enc, h = model.encoder, model.config.lstm_units
+    if not isinstance(enc.lstm, nn.LSTM) or type(model.head[0]) is not nn.Linear:
+        raise UserError("student_onnx needs the float student; export it, then pass int8=True to OnnxStudent")
+    arr = lambda p: p.detach().float().cpu().numpy()
+    table = arr(enc.embed.weight) if enc.static is None else np.concatenate([arr(enc.embed.weight), arr(enc.static.weight)], 1)
+    init = dict(table=table, **_lstm_weights(enc.lstm), fc1_w=arr(model.head[0].weight).T, fc1_b=arr(model.head[0].bias),
+                fc2_w=arr(model.head[3].weight).T, fc2_b=arr(model.head[3].bias), width=np.array([0, 2 * h], np.int64))
+    node, nodes = oh.make_node, []
+    def encoder(p):  # final states [B, 2h] of inputs ids{p}, lengths{p}
+        nodes.extend([node('Gather', ['table', f'ids{p}'], [f'x{p}']), node('Transpose', [f'x{p}'], [f'xt{p}'], perm=[1, 0, 2]),
+                      node('Cast', [f'lengths{p}'], [f'len{p}'], to=TensorProto.INT32),
+                      node('LSTM', [f'xt{p}', 'W', 'R', 'B', f'len{p}'], ['', f'hn{p}'], hidden_size=h, direction='bidirectional'),
+                      node('Transpose', [f'hn{p}'], [f'hb{p}'], perm=[1, 0, 2]), node('Reshape', [f'hb{p}', 'width'], [f'h{p}'])])
+        return f'h{p}'
+    sides = ('_a', '_b') if model.config.pair else ('',)
+    hs = [encoder(p) for p in sides]
+    if model.config.pair:   # [h1, h2, h1 ⊙ h2, |h1 − h2|]
+        nodes.extend([node('Mul', hs, ['prod']), node('Sub', hs, ['diff']), node('Abs', ['diff'], ['adiff']),
+                      node('Concat', [*hs, 'prod', 'adiff'], ['feat'], axis=1)])
+    nodes.extend([node('MatMul', ['feat' if model.config.pair else hs[0], 'fc1_w'], ['z1']), node('Add', ['z1', 'fc1_b'], ['z2']),
+                  node('Relu', ['z2'], ['z3']), node('MatMul', ['z3', 'fc2_w'], ['z4']), node('Add', ['z4', 'fc2_b'], ['logits'])])
+    io = lambda n, t, shape: oh.make_tensor_value_info(n, t, shape)
+    graph = oh.make_graph(nodes, 'bilstm_kd_student',
+                          [io(f'{k}{p}', TensorProto.INT64, ['batch', f'time{p}'] if k == 'ids' else ['batch']) for p in sides for k in ('ids', 'lengths')],
+                          [io('logits', TensorProto.FLOAT, ['batch', model.config.num_labels])],
+                          [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in init.items()])
+    proto = oh.make_model(graph, opset_imports=[oh.make_opsetid('', opset)], producer_name='bilstm_kd')
+    checker.check_model(proto)
+    return proto
+
+# %% ../nbs/04_student.ipynb #c072
+class OnnxStudent:
+    "A student served by ONNX Runtime: same inputs, Vocab and `predict` as the torch model (fp32: the same logits)."
+    def __init__(self, model: StudentBase,   # the float student to serve
+                 int8: bool = False,         # dynamically quantise the LSTM and linear weights (ONNX Runtime int8)
+                 threads: int = 1):          # intra-op threads of the session
+        import onnxruntime as ort
+        proto = student_onnx(model)
+        if int8: proto = _quantize_onnx(proto)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = check_arg('threads', threads), 1
+        self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=['CPUExecutionProvider'])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.source, self.config, self.vocab, self.int8 = model, model.config, model.vocab, int8
+        self.meta = {**getattr(model, 'meta', {}), 'onnx': True, 'int8': int8}
+
+    @property
+    def task(self): return self.config.task
+
+    def __call__(self, *tensors):   # the student's padded inputs (torch) -> logits (torch)
+        out = self.session.run(['logits'], {n: np.asarray(t, dtype=np.int64) for n, t in zip(self.inputs, tensors)})[0]
+        return torch.from_numpy(out)
+
+    def predict(self, texts_or_pairs, batch_size: int = 256):  # as `StudentBase.predict`
+        "Class probabilities, float32 [N, num_labels], in input order."
+        return probabilities(self, as_encoded(self, texts_or_pairs), self.config.num_labels, check_arg('batch_size', batch_size))
+
+def _quantize_onnx(proto):
+    "`proto` with its LSTM and MatMul weights dynamically quantised to int8 by ONNX Runtime."
+    import onnx, tempfile
+    from onnxruntime.quantization import quantize_dynamic, QuantType
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d)/'fp32.onnx', Path(d)/'int8.onnx'
+        onnx.save(proto, src)
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=['LSTM', 'MatMul'])
+        return onnx.load(dst)
 
 # %% ../nbs/04_student.ipynb #c035
 VOCAB_FILE, STUDENT_MARKER = 'vocab.json', 'bilstm_kd_student.json'

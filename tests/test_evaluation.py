@@ -274,8 +274,8 @@ def test_bench_speed_times_pairs_for_a_pair_task(monkeypatch):
     "A siamese student must be timed on sentence pairs (regression: it was given SST-2 sentences)."
     import bilstm_kd.speed as ev
     seen = {}
-    monkeypatch.setattr(ev, 'speed_models', lambda s, t, texts: seen.update(texts=texts) or {})
-    monkeypatch.setattr(ev, 'speed_table', lambda models, texts, *a, **k: [])
+    monkeypatch.setattr(ev, 'speed_models', lambda s, t, texts, **k: seen.update(texts=texts) or {})
+    monkeypatch.setattr(ev, 'speed_table', lambda models, texts, *a, **k: [dict(model='student', params=1, latency_ms=1.0)])
     ev.bench_speed(task='mrpc', quick=True)
     assert isinstance(seen['texts'][0], tuple) and len(seen['texts'][0]) == 2
     ev.bench_speed(quick=True)
@@ -288,7 +288,7 @@ def test_speed_models_bert_wordpieces_come_from_the_teacher(student):
     from bilstm_kd.teacher import load_teacher
     teacher = load_teacher(None, task='sst2', device='cpu')
     runners = ev.speed_models(student, teacher, berts=('bert-base',), device='cpu')
-    assert list(runners) == ['student', 'student-int8', 'teacher', 'bert-base']
+    assert list(runners) == ['student', 'student-int8', 'student-onnx', 'student-onnx-int8', 'teacher', 'bert-base']
     ids = runners['bert-base'].prepare(TEXTS[:2])['input_ids']
     assert ids.tolist() == teacher.tokenizer(TEXTS[:2], padding=True, return_tensors='pt')['input_ids'].tolist()
     assert runners['bert-base'].run(runners['bert-base'].prepare(TEXTS[:2])).shape == (2, 2)

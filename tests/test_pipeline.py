@@ -37,7 +37,9 @@ def test_smoke_run_killed_then_resumed(tmp_path, glue_dir):
     for who in ('teacher', 'student', 'baseline'):
         assert 0 <= rep[who]['metrics']['validation']['accuracy'] <= 1 and rep[who]['params'] > 0
     assert rep['labelling']['n'] == rep['transfer']['n_rows']
-    assert [row['model'] for row in rep['speed']][:3] == ['student', 'student-int8', 'teacher']
+    assert [row['model'] for row in rep['speed']][:5] == ['student', 'student-int8', 'student-onnx', 'student-onnx-int8', 'teacher']
+    assert sum(row['reference'] for row in rep['speed']) == 1
+    assert 0 <= rep['student_onnx_int8']['metrics']['validation']['accuracy'] <= 1
     assert (out/'report.html').stat().st_size > 10_000
     assert not list(out.glob('.*.tmp')) and not list(out.glob('*.ckpt'))
     # a third run has nothing to do
