@@ -504,11 +504,12 @@ def check_expected_agreement(answer: float,   # your expected agreement rate, 0.
                    min(acc_a, acc_b): "Not quite: that is the best case (errors nested), not independence."},
                   "Not quite. Add P(both right) and P(both wrong and the same wrong class).")
 
-# %% ../nbs/09_exercises.ipynb #c1124
+# %% ../nbs/09_exercises.ipynb #c1126
 def _speed_rows_problem(rows, model: str) -> str | None:
     "Why `rows` are not a speed measurement that includes `model` (None when they are)."
     rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, (list, tuple)) else []
-    s, r = ({x.get('model'): x for x in rows}.get(k) for k in ('student', model))
+    ref = next((x.get('model') for x in rows if x.get('reference')), 'student')   # the row the ratios divide by
+    s, r = ({x.get('model'): x for x in rows}.get(k) for k in (ref, model))
     if r is None or _number(r.get('latency_ratio')) is None: return f"No measured batch-1 latency for {model!r} in these rows; run bench_speed first."
     if s is None or not all(_number(x.get('latency_ms')) for x in (s, r)) or not _close(r['latency_ratio'], r['latency_ms'] / s['latency_ms'], 0.02):
         return "Not quite: these rows are not a speed measurement (latency_ratio and latency_ms disagree); pass the rows bench_speed returned."

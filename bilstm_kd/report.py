@@ -106,7 +106,7 @@ def plot_tradeoff(points: list[dict],  # dicts with model, params, accuracy (0-1
                       template='plotly_white', width=700, height=480, margin=dict(t=80))
     return fig
 
-# %% ../nbs/06b_report.ipynb #c026
+# %% ../nbs/06b_report.ipynb #c027
 def _metrics_block(d):
     "Flat metrics of the first split from a teacher/student/baseline entry (flat, per split, or under 'metrics')."
     if not isinstance(d, dict): return {}
@@ -134,10 +134,11 @@ def report_figures(report: dict) -> list:
     speed = report.get('speed') or []
     if speed: figs.append(plot_speed(speed))
     by = {r['model']: r for r in speed}
+    served = next((r for r in speed if r.get('reference')), by.get('student'))   # the student as the ratios measure it
     pts = []
-    for n in ('teacher', 'student', 'baseline'):
+    for n in ('teacher', 'student', 'baseline'):   # the baseline is the student's architecture: the same speed
         m = _metrics_block(report.get(n))
-        ref = by.get(n) or (by.get('student') if n == 'baseline' else None)
+        ref = served if n in ('student', 'baseline') else by.get(n)
         params = (report.get(n) or {}).get('params') or (ref or {}).get('params')
         if spec.main_metric in m and params:
             pts.append(dict(model=n, source='ours', params=params, accuracy=m[spec.main_metric],

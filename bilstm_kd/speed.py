@@ -1,4 +1,4 @@
-"""Runners, a budgeted timer, the Table 2 line-up (student, teacher, BERT-base, BERT-large with random weights), the speed table with ratios to the student, and the `bench-speed` command.
+"""Runners, a budgeted timer, the Table 2 line-up (the student in PyTorch and in ONNX Runtime, fp32 and int8; teacher; BERT-base and BERT-large with random weights), the speed table with ratios to the student, and the `bench-speed` command.
 
 Docs: https://bilstm-kd.github.io/bilstm_kd/speed.html.md"""
 

@@ -1,4 +1,5 @@
 "Chapters 06, 06a, 06b: metrics, sizes, the speed table (shape and ratios, never timings), the paper's tables, plots, the report page."
+import copy
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from bilstm_kd.data import load_task
 from bilstm_kd.evaluation import (
     OUTCOMES, SplitResult, agreement, as_predictor, centered_logits, compare, evaluate, evaluate_folder, main_score,
     model_size, outcomes, param_counts, plot_agreement, plot_confusions, plot_logit_scatter, predict_splits, size_on_disk)
-from bilstm_kd.speed import (BERT_SIZES, bench_texts, bert_param_count, measure_speed, random_bert, speed_table,
+from bilstm_kd.speed import (BERT_SIZES, bench_texts, bert_param_count, measure_speed, random_bert, speed_table, with_reference,
                              student_runner)
 from bilstm_kd.report import PAPER_TABLE1, PAPER_TABLE2, paper_points, paper_ratios, plot_tradeoff, report_html, table1, table2
 from bilstm_kd.exercises import check_bert_params, check_expected_agreement, check_latency_ratio
@@ -261,6 +262,8 @@ def test_checks(toy_rows):
     assert check_latency_ratio(truth * 1.5, toy_rows, 'tiny-bert').startswith('Close enough')
     assert check_latency_ratio(truth * 10, toy_rows, 'tiny-bert').startswith('Not quite')
     assert 'No measured' in check_latency_ratio(3, toy_rows, 'bert-large')
+    rebased = with_reference(copy.deepcopy(toy_rows), 'tiny-bert')   # ratios to another row (bench_speed's 'fastest')
+    assert check_latency_ratio(rebased[0]['latency_ratio'], rebased, 'student').startswith('Close enough')
     assert check_expected_agreement(0.9 * 0.8 + 0.1 * 0.2, 0.9, 0.8).startswith('Correct')
     assert 'both right' in check_expected_agreement(0.72, 0.9, 0.8)
     assert check_expected_agreement(0.9 * 0.8 + 0.1 * 0.2 / 2, 0.9, 0.8, num_labels=3).startswith('Correct')
