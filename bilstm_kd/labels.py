@@ -293,10 +293,21 @@ def labelling_bound(teacher: Teacher, texts, threads: int | None = None, seconds
     return dict(threads=threads or torch.get_num_threads(), gemm_gflops=round(g, 1), mean_wordpieces=round(float(np.mean(lens)), 2),
                 gflop_per_row=round(f / 1e9, 4), bound_rows_per_s=round(g * 1e9 / f, 1))
 
-# %% ../nbs/02a_labels.ipynb #c081
+# %% ../nbs/02a_labels.ipynb #c089
+def _top_margin(z):  # each row's top logit minus its second: how close the teacher was to the other class
+    s = np.sort(np.asarray(z), axis=1)
+    return s[:, -1] - s[:, -2]
+
+def _scores(task, y, preds: dict) -> dict:
+    "Each precision's metrics on gold labels `y`, and the accuracy points each costs against fp32."
+    acc = {n: compute_metrics(task, y, p) for n, p in preds.items()}
+    return acc | {f'{n}_cost_points': round(100 * (acc['fp32']['accuracy'] - acc[n]['accuracy']), 3)
+                  for n in preds if n != 'fp32' and 'accuracy' in acc['fp32']}
+
 def bench_label(teacher: Teacher, texts, threads: int | None = None,
                 precisions=('fp32', 'bf16', 'int8'),  # which to time (fp32 always: the others are compared with it)
-                dev=None) -> dict:        # (dev texts, labels): also score each precision on them
+                dev=None,                 # (dev texts, labels): also score each precision on them
+                labels=None) -> dict:     # gold labels of `texts`: also score each precision on the timed rows
     "Labelling rate on `texts` per precision, beside the fp32 GEMM bound measured in the same run, and what each costs."
     cfg = LabelConfig(threads=threads)
     res = dict(rows=len(texts), torch=torch.__version__, cpus=os.cpu_count(), cpu=torch.backends.cpu.get_cpu_capability(),
@@ -311,17 +322,19 @@ def bench_label(teacher: Teacher, texts, threads: int | None = None,
     for name, r in runs.items():
         res[name] = {k: v for k, v in r.items() if k != 'logits'} | {'share_of_bound': round(r['rows_per_s'] / res['bound']['bound_rows_per_s'], 3)}
         if name != 'fp32':
+            flip = zf.argmax(1) != r['logits'].argmax(1)   # rows whose class changed; how near a tie fp32 had them
             res[name] |= dict(speedup=round(r['rows_per_s'] / runs['fp32']['rows_per_s'], 2), max_abs_diff=round(float(np.abs(r['logits'] - zf).max()), 4),
-                              argmax_agreement=round(float((zf.argmax(1) == r['logits'].argmax(1)).mean()), 4))
+                              argmax_agreement=round(float(1 - flip.mean()), 5), flips=int(flip.sum()),
+                              max_flip_margin=round(float(_top_margin(zf)[flip].max()), 4) if flip.any() else None)
+    if labels is not None and teacher.task is not None:
+        res['sample'] = _scores(teacher.task, np.asarray(labels), {n: r['logits'].argmax(1) for n, r in runs.items()})
     if dev is not None and teacher.task is not None:
         dtexts, y = dev
-        acc = {n: compute_metrics(teacher.task, y, teacher_logits(teacher, dtexts, cfg, precision=n, progress=False).argmax(1)) for n in runs}
-        res['dev'] = acc | {f'{n}_cost_points': round(100 * (acc['fp32']['accuracy'] - acc[n]['accuracy']), 2)
-                            for n in runs if n != 'fp32' and 'accuracy' in acc['fp32']}
+        res['dev'] = _scores(teacher.task, y, {n: teacher_logits(teacher, dtexts, cfg, precision=n, progress=False).argmax(1) for n in runs})
     res['loadavg_after'] = [round(x, 2) for x in os.getloadavg()]
     return res
 
-# %% ../nbs/02a_labels.ipynb #c082
+# %% ../nbs/02a_labels.ipynb #c092
 def _cli_bench_label(args) -> int:
     from bilstm_kd.data import load_task
     import random
@@ -330,13 +343,17 @@ def _cli_bench_label(args) -> int:
     if args.transfer:
         from datasets import load_from_disk
         pool = texts_of(load_from_disk(str(args.transfer)))
-    else: pool = texts_of(load_task('sst2', args.data_dir, verbose=False)['train'])
-    texts = random.Random(args.seed).sample(pool, min(args.n, len(pool)))
+        gold = None
+    else:
+        train = load_task('sst2', args.data_dir, verbose=False)['train']
+        pool, gold = texts_of(train), (np.asarray(train['label']) if args.teacher and t.task == 'sst2' else None)   # labelled: score them too
+    idx = random.Random(args.seed).sample(range(len(pool)), min(args.n, len(pool)))
+    texts, labels = [pool[i] for i in idx], (None if gold is None else [gold[i] for i in idx])
     dev = None
     if args.teacher and t.task:
         d = load_task(t.task, args.data_dir, verbose=False)[get_task(t.task).eval_splits[0]]
         dev = (texts_of(d), np.asarray(d['label']))
-    print(json.dumps(bench_label(t, texts, args.threads, args.precisions, dev)))
+    print(json.dumps(bench_label(t, texts, args.threads, args.precisions, dev, labels)))
     return 0
 
 @cli_part
