@@ -262,18 +262,18 @@ def student_onnx(model: StudentBase,   # a float student (not `quantize_student`
     checker.check_model(proto)
     return proto
 
-# %% ../nbs/04_student.ipynb #c072
+# %% ../nbs/04_student.ipynb #c076
 class OnnxStudent:
     "A student served by ONNX Runtime: same inputs, Vocab and `predict` as the torch model (fp32: the same logits)."
     def __init__(self, model: StudentBase,   # the float student to serve
                  int8: bool = False,         # dynamically quantise the LSTM and linear weights (ONNX Runtime int8)
                  threads: int = 1):          # intra-op threads of the session
         import onnxruntime as ort
-        proto = student_onnx(model)
-        if int8: proto = _quantize_onnx(proto)
+        self.proto = student_onnx(model)
+        if int8: self.proto = _quantize_onnx(self.proto)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads = check_arg('threads', threads), 1
-        self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=['CPUExecutionProvider'])
+        self.session = ort.InferenceSession(self.proto.SerializeToString(), opts, providers=['CPUExecutionProvider'])
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.source, self.config, self.vocab, self.int8 = model, model.config, model.vocab, int8
         self.meta = {**getattr(model, 'meta', {}), 'onnx': True, 'int8': int8}
@@ -289,14 +289,22 @@ class OnnxStudent:
         "Class probabilities, float32 [N, num_labels], in input order."
         return probabilities(self, as_encoded(self, texts_or_pairs), self.config.num_labels, check_arg('batch_size', batch_size))
 
+    def save(self, path):  # an .onnx file, for any ONNX runtime (inputs ids, lengths; pairs: ids_a, lengths_a, ids_b, lengths_b)
+        "Write the graph (written whole or not at all); returns the path. The words → ids mapping is the student's `vocab.json`."
+        with atomic_path(Path(path)) as tmp: Path(tmp).write_bytes(self.proto.SerializeToString())
+        return Path(path)
+
 def _quantize_onnx(proto):
     "`proto` with its LSTM and MatMul weights dynamically quantised to int8 by ONNX Runtime."
-    import onnx, tempfile
+    import logging, onnx, tempfile
     from onnxruntime.quantization import quantize_dynamic, QuantType
+    root, level = logging.getLogger(), logging.getLogger().level
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d)/'fp32.onnx', Path(d)/'int8.onnx'
         onnx.save(proto, src)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=['LSTM', 'MatMul'])
+        root.setLevel(logging.ERROR)   # it advises on the root logger to pre-process image models first; not for us
+        try: quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=['LSTM', 'MatMul'])
+        finally: root.setLevel(level)
         return onnx.load(dst)
 
 # %% ../nbs/04_student.ipynb #c035
