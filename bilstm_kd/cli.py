@@ -11,7 +11,7 @@ import argparse, importlib, os, sys, traceback
 from .core import UserError, CLI_PARTS, disk_full
 
 # %% auto #0
-__all__ = ['CHAPTERS', 'build_parser', 'main']
+__all__ = ['CHAPTERS', 'build_parser', 'close_process_group', 'main']
 
 # %% ../nbs/10_cli.ipynb #c021
 CHAPTERS = ('data', 'teacher', 'labels', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'pipeline', 'course', 'ablation')
@@ -29,10 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in CHAPTERS: CLI_PARTS[f'bilstm_kd.{name}'](sub)
     return ap
 
+def close_process_group():
+    "Under a launcher, take down the process group a finished command opened, while Python is still whole."
+    # gloo's worker threads outliving the interpreter can abort a finished process at exit ('terminate called without
+    # an active exception', SIGABRT, and the launcher reports the job failed); torch asks for this call at the end.
+    dist = sys.modules.get('torch.distributed')   # not imported: nothing opened, nothing to close
+    if dist is not None and dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
 def main(argv=None) -> int:
     "Entry point of the `bilstm-kd` console script: one line and exit 2 for a user's mistake."
     args = build_parser().parse_args(argv)
-    try: rc = args.func(args); sys.stdout.flush()   # a closed pipe shows up here, not at exit
+    try: rc = args.func(args); sys.stdout.flush(); close_process_group()   # a closed pipe shows up here, not at exit
     except UserError as e:
         if os.environ.get('RANK', '0') == '0': print(f'error: {e}', file=sys.stderr)   # under a launcher: said once
         sys.exit(2)
