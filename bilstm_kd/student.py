@@ -233,12 +233,13 @@ def student_onnx(model: StudentBase,   # a float student (not `quantize_student`
     "The student as an `onnx.ModelProto`: embedding lookup → one bidirectional LSTM over each row's length → ReLU head."
     from onnx import helper as oh, numpy_helper, TensorProto, checker
     enc, h = model.encoder, model.config.lstm_units
-    if not isinstance(enc.lstm, nn.LSTM) or type(model.head[0]) is not nn.Linear:
+    fc = [m for m in model.head if type(m) is nn.Linear]   # the head's two layers (ReLU and dropout between)
+    if not isinstance(enc.lstm, nn.LSTM) or len(fc) != 2:
         raise UserError("student_onnx needs the float student; export it, then pass int8=True to OnnxStudent")
     arr = lambda p: p.detach().float().cpu().numpy()
     table = arr(enc.embed.weight) if enc.static is None else np.concatenate([arr(enc.embed.weight), arr(enc.static.weight)], 1)
-    init = dict(table=table, **_lstm_weights(enc.lstm), fc1_w=arr(model.head[0].weight).T, fc1_b=arr(model.head[0].bias),
-                fc2_w=arr(model.head[3].weight).T, fc2_b=arr(model.head[3].bias), width=np.array([0, 2 * h], np.int64))
+    init = dict(table=table, **_lstm_weights(enc.lstm), fc1_w=arr(fc[0].weight).T, fc1_b=arr(fc[0].bias),
+                fc2_w=arr(fc[1].weight).T, fc2_b=arr(fc[1].bias), width=np.array([0, 2 * h], np.int64))
     node, nodes = oh.make_node, []
     def encoder(p):  # final states [B, 2h] of inputs ids{p}, lengths{p}
         nodes.extend([node('Gather', ['table', f'ids{p}'], [f'x{p}']), node('Transpose', [f'x{p}'], [f'xt{p}'], perm=[1, 0, 2]),

@@ -292,6 +292,7 @@ def test_speed_models_bert_wordpieces_come_from_the_teacher(student):
     teacher = load_teacher(None, task='sst2', device='cpu')
     runners = ev.speed_models(student, teacher, berts=('bert-base',), device='cpu')
     assert list(runners) == ['student', 'student-int8', 'student-onnx', 'student-onnx-int8', 'teacher', 'bert-base']
+    assert set(runners) < set(ev.SPEED_ROWS)   # bench_speed checks --reference against SPEED_ROWS before building these
     ids = runners['bert-base'].prepare(TEXTS[:2])['input_ids']
     assert ids.tolist() == teacher.tokenizer(TEXTS[:2], padding=True, return_tensors='pt')['input_ids'].tolist()
     assert runners['bert-base'].run(runners['bert-base'].prepare(TEXTS[:2])).shape == (2, 2)
