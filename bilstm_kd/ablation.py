@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import cli_part, UserError, RunLock, write_json, read_json
-from .data import get_task
+from .data import get_task, SELECTION
 from .pipeline import (Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict,
                                 _score)
 
@@ -79,7 +79,7 @@ def select(grid=GRID, groups=None) -> list:  # groups: names (or a comma-separat
 
 # %% ../nbs/07b_ablation.ipynb #c012
 def run_row(s: Setting, task, p: Preset, out: Path, data_dir=None, threads=None, progress=True, cache=None) -> dict:
-    "Run one ablation row (resuming) and return its record: settings, dev metric, the teacher's, seconds, rows."
+    "Run one ablation row (resuming) and return its record: settings, selection-split metric, the teacher's, seconds, rows."
     spec, stage = get_task(task), MODELS[s.model]
     row = dict(group=s.group, name=s.name, model=s.model, changes=s.changes)
     try:
@@ -88,7 +88,7 @@ def run_row(s: Setting, task, p: Preset, out: Path, data_dir=None, threads=None,
     except UserError as e:
         return row | {'error': str(e)}
     res = rec[stage]['result']
-    return row | dict(metric=_score(res, spec), teacher=_score(rec['teacher']['result'], spec),
+    return row | dict(metric=_score(res, spec, SELECTION), teacher=_score(rec['teacher']['result'], spec, SELECTION),
                       student_seconds=rec[stage]['seconds'], rows=res.get('n_train'),
                       best_epoch=(res.get('best') or {}).get('epoch'), label_seconds=(rec.get('label') or {}).get('seconds'))
 
@@ -103,7 +103,7 @@ def ablate(task,                     # GLUE task
     spec, p, out = get_task(task), get_preset(preset), Path(out)
     todo = select(grid, groups)
     with RunLock(out, quiet=not progress):
-        res = dict(task=spec.name, preset=p.name, metric=f'{spec.eval_splits[0]}/{spec.main_metric}',
+        res = dict(task=spec.name, preset=p.name, metric=f'{SELECTION}/{spec.main_metric}',   # choices read it, never dev
                    settings=preset_dict(p), rows=[])
         for i, s in enumerate(todo):
             if progress: print(f'[ablate] {i + 1}/{len(todo)} {s.group}: {s.name}', flush=True)

@@ -6,16 +6,17 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c004
 from __future__ import annotations
-import argparse, dataclasses, errno, hashlib, json, math, numbers, os, shutil, socket, sys, tempfile, time, typing
+import argparse, dataclasses, errno, hashlib, json, math, numbers, os, shutil, socket, stat, sys, tempfile, time, typing
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, MISSING
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FILES_MANIFEST', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full', 'ensure_dir', 'replaceable', 'check_out',
-           'atomic_path', 'write_json', 'read_json', 'set_aside', 'fingerprint', 'file_fingerprint', 'write_manifest',
-           'check_manifest', 'positive', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config',
-           'make_config', 'add_config_args', 'config_from_args', 'RunLock', 'busy_cores_elsewhere', 'choose_threads',
+__all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full', 'ensure_dir',
+           'replaceable', 'check_out', 'atomic_path', 'write_json', 'read_json', 'set_aside', 'fingerprint',
+           'file_fingerprint', 'write_manifest', 'check_manifest', 'positive', 'seed_range', 'usable_cores',
+           'thread_count', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config', 'make_config',
+           'add_config_args', 'config_from_args', 'RunLock', 'CoreMeter', 'busy_cores_elsewhere', 'choose_threads',
            'announce', 'hub_offline', 'hub_reachable', 'cli_part']
 
 # %% ../nbs/00_core.ipynb #c007
@@ -61,6 +62,8 @@ def check_out(path, folder: bool = True) -> Path:  # folder: the artefact is a f
     p = Path(path).expanduser()
     if folder and p.exists() and not p.is_dir(): raise UserError(f"--out {p} is a file; pass a folder path")
     if not folder and p.is_dir(): raise UserError(f"--out {p} is a folder; pass a file path")
+    if not folder and p.exists() and not p.is_file():
+        raise UserError(f"--out {p} is not a regular file (a device, pipe or socket); pass a path for a new file")
     ensure_dir(p.parent, 'folder of --out')
     return replaceable(p)
 
@@ -201,6 +204,17 @@ def _coerce(name, v, hint):
 
 # %% ../nbs/00_core.ipynb #c041
 def positive(v):    return None if v > 0 else 'must be > 0'
+SEED_MAX = 2**32 - 1   # numpy's and torch's seeds are 32-bit
+def seed_range(v):  return None if 0 <= v <= SEED_MAX else f'must be in 0..{SEED_MAX}'
+def usable_cores() -> int:
+    "The cores this process may run on (its CPU affinity: `taskset` and container CPU sets narrow it), at least 1."
+    try: return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError): return os.cpu_count() or 1   # macOS and Windows have no affinity call
+
+def thread_count(v):
+    "A CPU thread count: at least 1, at most the cores this process may use (more only thrash)."
+    n = usable_cores()
+    return 'must be >= 1' if v < 1 else None if v <= n else f'must be at most {n}, the cores this process may use'
 def non_negative(v): return None if v >= 0 else 'must be >= 0'
 def prob(v):        return None if 0 <= v <= 1 else 'must be a probability in [0, 1]'
 def at_least(k):    return lambda v: None if v >= k else f'must be >= {k}'
@@ -218,6 +232,8 @@ def check_arg(name: str, v, check=positive, kind=int):
     return v
 
 # %% ../nbs/00_core.ipynb #c019
+COMMON_CHECKS = {'seed': seed_range, 'threads': thread_count}   # every config field of these names obeys them
+
 class Config:
     "Base of the chapter configs: typed, validated dataclasses whose fields become CLI flags."
     checks: typing.ClassVar[dict] = {}   # field -> check(value) -> error phrase or None
@@ -227,9 +243,9 @@ class Config:
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             v = _coerce(f.name, getattr(self, f.name), hints[f.name])
-            check = self.checks.get(f.name)
-            for x in (() if v is None or check is None else v if isinstance(v, tuple) else (v,)):
-                if (msg := check(x)): raise ConfigError(f"{f.name} {msg}, got {x!r}", f.name)
+            for check in (self.checks.get(f.name), COMMON_CHECKS.get(f.name)):   # the config's own, then the shared rule
+                for x in (() if v is None or check is None else v if isinstance(v, tuple) else (v,)):
+                    if (msg := check(x)): raise ConfigError(f"{f.name} {msg}, got {x!r}", f.name)
             object.__setattr__(self, f.name, v)
         self._validate()
 
@@ -303,7 +319,14 @@ class RunLock:
     def __enter__(self):
         import fcntl
         ensure_dir(self.folder, 'run folder')
-        f = open(self.path, 'a+', errors='replace')   # a damaged lock file is still a lock file
+        try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)   # never through a link
+        except OSError as e:
+            if e.errno != errno.ELOOP: raise
+            raise UserError(f"{self.path} is a symbolic link; a run's lock is a plain file in its folder: remove the link, "
+                            "or pass another --out (nothing was changed)") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd); raise UserError(f"{self.path} is not a regular file; remove it, or pass another --out (nothing was changed)")
+        f = os.fdopen(fd, 'r+', errors='replace')   # a damaged lock file is still a lock file
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0); holder = f.read().strip() or 'another process'; f.close()
@@ -325,30 +348,48 @@ class RunLock:
             fcntl.flock(self._f, fcntl.LOCK_UN); self._f.close(); self._f = None
 
 # %% ../nbs/00_core.ipynb #c028
+class CoreMeter:
+    "Of the cores this process may use, how many other processes kept busy since the last reading (it reads counters, never sleeps)."
+    def __init__(self):
+        import psutil
+        self._me, self._psutil = psutil.Process(), psutil
+        try: self._cores = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError): self._cores = None
+        self._last = self._read()
+
+    def _read(self) -> tuple:
+        "(CPU seconds busy on our cores, CPU seconds of this process and its children, wall time)."
+        used = lambda t: sum(t) - t.idle - getattr(t, 'iowait', 0.0) - getattr(t, 'guest', 0.0) - getattr(t, 'guest_nice', 0.0)
+        per = self._psutil.cpu_times(percpu=True)
+        busy = sum(used(per[i]) for i in self._cores if i < len(per)) if self._cores else used(self._psutil.cpu_times())
+        t = self._me.cpu_times()
+        return busy, t.user + t.system + t.children_user + t.children_system, time.perf_counter()
+
+    def others(self) -> float:
+        "Cores busy with other processes since the last call (or since the meter was made)."
+        (b0, o0, w0), (b1, o1, w1) = self._last, (now := self._read())
+        self._last = now
+        return max(0.0, (b1 - b0) - (o1 - o0)) / max(w1 - w0, 1e-9)
+
 def busy_cores_elsewhere(window: float = 0.3) -> float:
-    "Cores kept busy by other processes over the next `window` seconds (this process and its children excluded)."
-    import psutil
-    me = psutil.Process()
-    def own(): t = me.cpu_times(); return t.user + t.system + t.children_user + t.children_system
-    def busy(): t = psutil.cpu_times(); return sum(t) - t.idle - getattr(t, 'iowait', 0.0) - getattr(t, 'guest', 0.0) - getattr(t, 'guest_nice', 0.0)
-    b0, o0, w0 = busy(), own(), time.perf_counter()
-    time.sleep(window)
-    dt = time.perf_counter() - w0
-    return max(0.0, (busy() - b0) - (own() - o0)) / dt
+    "Of the cores this process may use, how many other processes keep busy over the next `window` seconds."
+    meter = CoreMeter(); time.sleep(window)
+    return meter.others()
 
 def choose_threads(threads: int | None = None,  # a fixed count, or None: the cores other processes leave free
                    what: str = 'torch',          # who the threads are for, for the message
-                   quiet: bool = False) -> int:
+                   quiet: bool = False,
+                   other: float | None = None) -> int:  # cores busy elsewhere, when already measured (else measured now)
     "Set torch's CPU thread count and say which count was chosen and why; returns it."
     import torch
-    n = os.cpu_count() or 1
+    n = usable_cores()
     if threads is not None:
         if threads < 1: raise UserError(f"threads must be >= 1, got {threads}; or leave it unset to choose from the machine's load")
         why = 'as asked'
     else:
-        other = busy_cores_elsewhere()
+        other = busy_cores_elsewhere() if other is None else other
         threads = max(1, min(n, int(n - other + 0.5)))
-        why = f"{n} cores, {other:.1f} busy with other processes"
+        why = f"{n} usable cores, {other:.1f} busy with other processes"
     torch.set_num_threads(threads)
     if not quiet: print(f"[threads] {what}: {threads} ({why})", file=sys.stderr, flush=True)
     return threads

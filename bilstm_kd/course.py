@@ -10,13 +10,13 @@ import fcntl, json, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .core import cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir
-from .data import cache_dir, load_task, data_fingerprint, get_task
+from .core import cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count
+from .data import cache_dir, load_task, data_fingerprint, get_task, read_glue_tsv, SELECTION
 from .pipeline import run_pipeline, get_preset, preset_dict, _versions
 
 # %% auto #0
-__all__ = ['COURSE_TASK', 'COURSE_PACK_REPO', 'MANIFEST', 'pack_path', 'is_pack', 'build_course_pack', 'course_pack',
-           'push_course_pack']
+__all__ = ['COURSE_TASK', 'COURSE_PACK_REPO', 'MANIFEST', 'PACK_SPLITS', 'pack_path', 'is_pack', 'build_course_pack',
+           'course_pack', 'pack_data', 'push_course_pack']
 
 # %% ../nbs/07a_course.ipynb #c007
 COURSE_TASK = 'sst2'                                  # the task every chapter demonstrates on
@@ -28,8 +28,8 @@ def pack_path() -> Path:
     return Path(os.environ.get('BILSTM_KD_COURSE_PACK') or cache_dir()/'course-pack').expanduser()
 
 def is_pack(path) -> bool:
-    "Is `path` a finished course pack (its manifest is written last)?"
-    return (Path(path)/MANIFEST).is_file()
+    "Is `path` a finished course pack (its manifest is written last) that holds its selection split (newer packs do)?"
+    return (Path(path)/MANIFEST).is_file() and (Path(path)/'data'/get_task(COURSE_TASK).glue_dir/'selection.tsv').is_file()
 
 # %% ../nbs/07a_course.ipynb #c009
 @contextmanager
@@ -41,10 +41,12 @@ def _build_lock(path: Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+PACK_SPLITS = (('train', 'train.tsv'), (SELECTION, 'selection.tsv'), ('validation', 'dev.tsv'))   # split -> file
+
 def _write_glue(dd, folder: Path):
-    "The task's splits as GLUE-layout TSV files (train.tsv, dev.tsv) in `folder`."
+    "The task's splits as GLUE-layout TSV files (`PACK_SPLITS`) in `folder`."
     folder.mkdir(parents=True, exist_ok=True)
-    for split, name in (('train', 'train.tsv'), ('validation', 'dev.tsv')):
+    for split, name in PACK_SPLITS:
         rows = ['sentence\tlabel'] + [f"{t}\t{y}" for t, y in zip(dd[split]['text_a'], dd[split]['label'])]
         (folder/name).write_text('\n'.join(rows) + '\n', encoding='utf-8')
 
@@ -59,7 +61,7 @@ def build_course_pack(out=None,               # the pack folder (default: `pack_
         if is_pack(out): return out
         p = get_preset(preset)
         rep = run_pipeline(COURSE_TASK, p, out, data_dir, threads=threads, progress=progress)
-        dd = load_task(COURSE_TASK, data_dir, p.data.max_train, p.data.max_eval, p.data.seed, verbose=False)
+        dd = p.data.load(COURSE_TASK, data_dir, verbose=False)
         _write_glue(dd, out/'data'/get_task(COURSE_TASK).glue_dir)
         write_json(out/MANIFEST, dict(task=COURSE_TASK, preset=p.name, settings=preset_dict(p), data=data_fingerprint(dd),
                                       headline=rep.get('headline'), dev={w: rep[w]['metrics'] for w in ('teacher', 'student', 'baseline')},
@@ -87,6 +89,14 @@ def course_pack(path=None,                       # a pack folder (default: `pack
     announce(f"[course] no course pack yet: building one at the mini size in {p} (a few minutes, once)")
     return build_course_pack(p, 'mini', progress=progress)
 
+def pack_data(pack=None):  # a pack folder (default: `course_pack()`)
+    "The pack's train, selection and dev splits, exactly as its run used them (no second carve)."
+    from datasets import DatasetDict
+    pack = Path(pack) if pack is not None else course_pack()
+    if not is_pack(pack): raise UserError(f"{pack} is not a finished course pack; build one with `bilstm-kd course-pack --out {pack}`")
+    folder = pack/'data'/get_task(COURSE_TASK).glue_dir
+    return DatasetDict({s: read_glue_tsv(folder/f, COURSE_TASK, s) for s, f in PACK_SPLITS})
+
 def push_course_pack(path, repo: str = COURSE_PACK_REPO, private: bool = False) -> str:
     "Publish a finished pack to the hub as a dataset repo (needs a token with write access); returns its URL."
     from huggingface_hub import HfApi
@@ -99,6 +109,7 @@ def push_course_pack(path, repo: str = COURSE_PACK_REPO, private: bool = False) 
 
 # %% ../nbs/07a_course.ipynb #c016
 def _cli_course_pack(args) -> int:
+    if args.threads is not None: check_arg('--threads', args.threads, thread_count)
     out = build_course_pack(args.out, args.preset, args.data_dir, args.threads, progress=not args.quiet)
     url = push_course_pack(out, args.push) if args.push else None
     print(json.dumps({'pack': str(out), 'dev': read_json(out/MANIFEST)['dev'], 'published': url}))

@@ -15,10 +15,10 @@ import numpy as np
 from .core import cli_part, UserError, Config, positive, announce, hub_reachable, hub_offline, ensure_dir, fingerprint, check_arg
 
 # %% auto #0
-__all__ = ['TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'HUB_DATASET', 'TaskSpec', 'get_task', 'resolve_data_dir', 'cache_dir',
-           'RunPaths', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'load_task',
-           'DataConfig', 'data_fingerprint', 'task_summary', 'compute_metrics', 'texts_of', 'clean_text', 'task_arg',
-           'add_data_args']
+__all__ = ['TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION', 'HUB_DATASET', 'TaskSpec', 'get_task', 'resolve_data_dir',
+           'cache_dir', 'RunPaths', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note',
+           'word_spans', 'sentence_rows', 'carve_selection', 'selection_split', 'load_task', 'DataConfig',
+           'data_fingerprint', 'task_summary', 'compute_metrics', 'texts_of', 'clean_text', 'task_arg', 'add_data_args']
 
 # %% ../nbs/00_data.ipynb #c007
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class TaskSpec:
     hub_cols: tuple         # hub column names for (text_a, text_b)
     local_files: tuple      # (split, file name) pairs in the GLUE layout
     local_cols: tuple       # accepted column names: ((text_a names), (text_b names), (label names))
+    phrases: bool = False   # train holds its sentences' phrases too (SST-2): a held-out split takes whole sentences
 
     @property
     def num_labels(self): return len(self.label_names)
@@ -46,7 +47,7 @@ class TaskSpec:
 TASKS = {
     'sst2': TaskSpec('sst2', 'SST-2', ('negative', 'positive'), False, ('accuracy',), ('validation',), 'sst2',
                      ('sentence', None), (('train', 'train.tsv'), ('validation', 'dev.tsv')),
-                     (('sentence',), (), ('label',))),
+                     (('sentence',), (), ('label',)), phrases=True),
     'qqp':  TaskSpec('qqp', 'QQP', ('not_duplicate', 'duplicate'), True, ('f1', 'accuracy'), ('validation',), 'qqp',
                      ('question1', 'question2'), (('train', 'train.tsv'), ('validation', 'dev.tsv')),
                      (('question1',), ('question2',), ('is_duplicate', 'label'))),
@@ -193,7 +194,7 @@ def stratified_indices(labels, size, seed) -> tuple[np.ndarray, np.ndarray]:
     k = np.floor(quota).astype(int)
     k[np.argsort(-(quota - k), kind='stable')[:n - k.sum()]] += 1   # largest remainders get the leftover rows
     rng = np.random.default_rng(seed)
-    picked = np.concatenate([rng.choice(np.flatnonzero(y == c), kc, replace=False) for c, kc in zip(classes, k)])
+    picked = np.concatenate([rng.choice(np.flatnonzero(y == c), kc, replace=False) for c, kc in zip(classes, k)] + [np.zeros(0, np.int64)])
     mask = np.zeros(len(y), bool); mask[picked] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
@@ -210,6 +211,57 @@ def split_note(ds) -> str:
     "The carve note of a split ('' for an official split)."
     d = ds.info.description or ''
     return d if d.startswith(CARVED_NOTE) else ''
+
+def _add_note(ds, note):
+    "Append `note` to the split's carve note (starting one for an official split)."
+    return _mark(ds, (split_note(ds).removeprefix(CARVED_NOTE) or 'train') + '; ' + note)
+
+# %% ../nbs/00_data.ipynb #c061
+SELECTION = 'selection'   # the split every choice reads: early stopping, checkpoint picks, sweeps, ablation grids
+
+def _share(v): return None if 0 < v <= 0.5 else 'must be a share of train in (0, 0.5]'
+
+def word_spans(text: str) -> set:  # words separated by white space
+    "Every contiguous run of words in `text`, each as a string with single spaces."
+    w = text.split()
+    return {' '.join(w[a:b]) for a in range(len(w)) for b in range(a + 1, len(w) + 1)}
+
+def sentence_rows(texts) -> np.ndarray:  # the rows' texts
+    "Indices (sorted) of the rows that are no word span of a longer row: SST-2's whole sentences among their phrases."
+    norm = [' '.join(t.split()) for t in texts]
+    spans, keep = set(), []
+    for i in sorted(range(len(norm)), key=lambda i: -len(norm[i].split())):   # longest first; ties in file order
+        if norm[i] in spans: continue
+        keep.append(i); spans |= word_spans(norm[i])
+    return np.sort(np.asarray(keep, dtype=np.int64))
+
+# %% ../nbs/00_data.ipynb #c062
+def carve_selection(train,                  # the task's training split
+                    size: float,            # share of train's rows (of its sentences, with `phrases`) to carve
+                    seed: int,              # seed of the stratified draw
+                    phrases: bool = False): # True for SST-2: carve whole sentences, drop their phrases from train
+    "(train without the selection split, the selection split), both marked with a carve note."
+    texts = [' '.join(t.split()) for t in train['text_a']]
+    pool = sentence_rows(texts) if phrases else np.arange(len(train))
+    if len(pool) < 2: raise UserError(f"train has {len(pool)} {'sentence' if phrases else 'row'}: too few to carve a selection split "
+                                      "from and train on the rest; add training rows")
+    k = max(1, int(round(size * len(pool))))   # at least one row to choose on
+    picked = pool[stratified_indices(np.asarray(train['label'])[pool], k, seed)[1]]
+    drop = np.zeros(len(train), bool); drop[picked] = True
+    what = f"{len(picked)} {'sentences' if phrases else 'rows'} carved from train (seed {seed}, stratified)"
+    if phrases:   # every row that is a word span of a selected sentence would leak its label
+        cut = set().union(*(word_spans(texts[i]) for i in picked))
+        drop |= np.fromiter((t in cut for t in texts), bool, len(texts))
+        what += f"; {int(drop.sum()) - len(picked)} of their phrases dropped from train"
+    sel = _mark(train.select(picked), f"{SELECTION}: {what}")
+    return _add_note(train.select(np.flatnonzero(~drop)), f"minus the {SELECTION} split ({what})"), sel
+
+def selection_split(dd):  # a loaded task (`load_task`)
+    "The split every choice reads; a one-line error when `dd` has none."
+    if SELECTION not in dd:
+        raise UserError(f"the data has no {SELECTION!r} split (it has {', '.join(dd)}): choices are never made on the "
+                        f"reported split; load the task with `load_task`, which carves one from train")
+    return dd[SELECTION]
 
 # %% ../nbs/00_data.ipynb #c054
 HUB_DATASET = 'nyu-mll/glue'   # where the tasks come from when no local folder is given
@@ -277,9 +329,10 @@ def _subset(ds, n, seed):
 def load_task(task: str | TaskSpec,      # 'sst2', 'qqp', 'mnli', 'mrpc' or a TaskSpec
               data_dir=None,              # local GLUE folder; default $BILSTM_KD_DATA, else the hub
               max_train: int | None = None,  # stratified seeded subset of train (smoke runs)
-              max_eval: int | None = None,   # same for each dev split
+              max_eval: int | None = None,   # same for each dev split and the selection split
               seed: int = 0,              # seed for carving and subsets
-              verbose: bool = True):      # say where the data came from; warn about carved or missing splits
+              verbose: bool = True,       # say where the data came from; warn about carved or missing splits
+              selection: float | None = 0.1):  # share of train carved as the `selection` split; None: none (train whole)
     "Load a GLUE task as a `DatasetDict` with `text_a`, `text_b` (pairs), `label` (ClassLabel) and `idx`."
     from datasets import DatasetDict
     spec = get_task(task)
@@ -290,6 +343,11 @@ def load_task(task: str | TaskSpec,      # 'sst2', 'qqp', 'mnli', 'mrpc' or a Ta
         notes = _fill_missing(spec, have, files, seed)
         dd = DatasetDict({s: have[s] for s in ('train', *spec.eval_splits) if s in have})
     if verbose: announce(f"[data] {spec.name} from {root/spec.glue_dir if root else 'the hub (' + HUB_DATASET + ')'}")
+    if selection is not None:   # carved before any subset, so every --max-* and every command sees the same split
+        train, sel = carve_selection(dd['train'], check_arg('selection', selection, _share, float), seed, spec.phrases)
+        dd = DatasetDict({'train': train, SELECTION: sel, **{s: d for s, d in dd.items() if s != 'train'}})
+        if verbose: announce(f"[data] choices read the {SELECTION} split ({split_note(sel).removeprefix(CARVED_NOTE)}); "
+                             f"{', '.join(s for s in spec.eval_splits if s in dd)} is scored once, at the end")
     dd = DatasetDict({s: _subset(ds, max_train if s == 'train' else max_eval, seed) for s, ds in dd.items()})
     if notes and verbose:
         warnings.warn(f"{spec.name}: " + '; '.join(notes), CarvedSplitWarning, stacklevel=2)
@@ -302,7 +360,12 @@ class DataConfig(Config):
     max_train: int | None = None   # stratified, seeded subset of train (smoke runs); None: all of it
     max_eval: int | None = None    # the same for each dev split
     seed: int = 0                  # seed of carved splits and subsets
-    checks = dict(max_train=positive, max_eval=positive)
+    selection: float = 0.1         # share of train (of its sentences, for SST-2) carved as the split every choice reads
+    checks = dict(max_train=positive, max_eval=positive, selection=_share)
+
+    def load(self, task, data_dir=None, verbose: bool = True):
+        "The task's splits as this config asks for them (`load_task`): every command of a run loads them alike."
+        return load_task(task, data_dir, self.max_train, self.max_eval, self.seed, verbose, self.selection)
 
 def data_fingerprint(dd) -> str:
     "Content hash of a loaded task: every split's name, texts and labels."

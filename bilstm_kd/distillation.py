@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .core import (cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
                             atomic_path, make_config, add_config_args, config_from_args, choose_threads, check_arg, check_out,
                             set_aside)
-from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, DataConfig
+from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, DataConfig, SELECTION, selection_split
 from .tokenization import Vocab, tokenize, load_vectors
 from .teacher import plot_history, load_teacher
 from .student import StudentConfig, StudentBase, Encoded, build_student, encode, save_student
@@ -73,7 +73,7 @@ class DistillConfig(Config):
     lr: float = 1.0                 # Adadelta learning rate (§4.2: 1.0)
     rho: float = 0.95               # Adadelta ρ (§4.2: 0.95)
     lr_schedule: str = 'constant'   # 'constant' or 'linear' decay to 0 over all steps
-    patience: int = 3               # stop after this many evaluations without a better dev score
+    patience: int = 3               # stop after this many evaluations without a better selection-split score
     eval_every: int | None = None   # also evaluate every k optimiser steps (None: once per epoch)
     ema: float | None = None        # decay of a moving average of the weights that is evaluated and kept (None: off)
     bucket: int = 50                # batches per length-sorted chunk
@@ -274,15 +274,15 @@ def ema_weights(state: TrainState):
             for n, v in live.items(): params[n].copy_(v)
 
 # %% ../nbs/05_distillation.ipynb #c073
-def evaluate_state(state: TrainState, epoch: float, running_loss: float, dev, cfg: DistillConfig, task=None) -> dict:
-    "Record one evaluation in `state`: train loss, speed, dev metrics; update the best weights and early stopping."
+def evaluate_state(state: TrainState, epoch: float, running_loss: float, select, cfg: DistillConfig, task=None) -> dict:
+    "Record one evaluation in `state`: train loss, speed, selection-split metrics; update the best weights and early stopping."
     rec = {'epoch': epoch, 'step': state.step, 'train_loss': running_loss, 'lr': state.opt.param_groups[0]['lr'],
            'sents_per_s': state.seen / max(state.seconds, 1e-9)}
-    if dev is not None:
-        x, labels = dev
+    if select is not None:
+        x, labels = select
         with ema_weights(state):
-            rec.update({f'dev_{k}': v for k, v in evaluate_student(state.model, x, labels, task).items()})
-            key = f"dev_{get_task(task).main_metric if task else 'accuracy'}"
+            rec.update({f'select_{k}': v for k, v in evaluate_student(state.model, x, labels, task).items()})
+            key = f"select_{get_task(task).main_metric if task else 'accuracy'}"
             if state.best is None or rec[key] > state.best[key]:
                 state.best, state.bad = dict(rec), 0
                 state.best_state = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
@@ -296,7 +296,7 @@ def evaluate_state(state: TrainState, epoch: float, running_loss: float, dev, cf
 # %% ../nbs/05_distillation.ipynb #c074
 def train_epoch(state: TrainState, train: Encoded, cfg: DistillConfig, y=None, zt=None,
                 on_eval: Callable = lambda rec: None,   # called with each evaluation's record
-                dev=None, task=None, progress: bool = True):
+                select=None, task=None, progress: bool = True):
     "Train one epoch of `state.model` on `train`; evaluate at its end (and every `cfg.eval_every` steps)."
     from tqdm.auto import tqdm
     model, n, device = state.model, len(train), next(state.model.parameters()).device
@@ -312,10 +312,10 @@ def train_epoch(state: TrainState, train: Encoded, cfg: DistillConfig, y=None, z
         state.step += 1; state.seen += len(idx); state.seconds += time.perf_counter() - t0
         total += loss.item() * len(idx); count += len(idx)
         if cfg.eval_every and state.step % cfg.eval_every == 0:
-            on_eval(evaluate_state(state, state.epoch + count / n, total / count, dev, cfg, task))
+            on_eval(evaluate_state(state, state.epoch + count / n, total / count, select, cfg, task))
             if state.stop: break
     if not state.stop and (not cfg.eval_every or state.step % cfg.eval_every):
-        on_eval(evaluate_state(state, state.epoch + 1, total / max(count, 1), dev, cfg, task))
+        on_eval(evaluate_state(state, state.epoch + 1, total / max(count, 1), select, cfg, task))
     state.epoch += 1
 
 # %% ../nbs/05_distillation.ipynb #c036
@@ -341,8 +341,8 @@ def fit(model: StudentBase,          # the student to train (modified in place; 
         cfg: DistillConfig | None = None,  # loss, optimiser and schedule
         labels=None,                 # int labels per row (-1 = augmented, no gold label)
         teacher_logits=None,         # float [N, K] teacher logits per row (None for loss='ce')
-        dev=None,                    # (encoded dev inputs, gold labels) for evaluation and early stopping
-        task=None,                   # task name for the dev metrics (None: accuracy)
+        select=None,                 # (encoded inputs, gold labels) of the selection split: early stopping, best weights
+        task=None,                   # task name for the metrics (None: accuracy)
         ckpt_dir=None,               # folder for per-epoch checkpoints; a rerun resumes from there
         callback=None,               # called as callback(history) after each evaluation (live plots)
         progress: bool = True,       # show a tqdm bar and a line per evaluation
@@ -360,7 +360,7 @@ def fit(model: StudentBase,          # the student to train (modified in place; 
         try: state = resume(new_state(model, cfg, len(train)), ckpt, progress)
         except _Restart: state = new_state(model, cfg, len(train))
         while state.epoch < cfg.epochs and not state.stop:
-            train_epoch(state, train, cfg, y, zt, on_eval, dev, task, progress)
+            train_epoch(state, train, cfg, y, zt, on_eval, select, task, progress)
             if ckpt is not None: state.save(ckpt)
     finally: torch.set_num_threads(old)
     if state.best_state is not None: model.load_state_dict(state.best_state)
@@ -369,7 +369,7 @@ def fit(model: StudentBase,          # the student to train (modified in place; 
             'train_seconds': state.seconds, 'sents_per_s': state.seen / max(state.seconds, 1e-9)}
 
 # %% ../nbs/05_distillation.ipynb #c037
-def live_plot(keys=('train_loss', 'dev_accuracy')):  # columns to plot
+def live_plot(keys=('train_loss', 'select_accuracy')):  # columns to plot
     "A `fit` callback that redraws `plot_history` (chapter 02) in place in a notebook as training runs."
     from IPython.display import display
     handle = display(None, display_id=True)
@@ -451,14 +451,14 @@ def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', '
     rows, z = _training_rows(spec, dd, cfg, transfer, logits, teacher, no_kd, progress)
     net, vec = _student_for(spec, rows, dd['train'], cfg, model)
     net.to('cuda' if torch.cuda.is_available() else 'cpu')
-    dev_split = spec.eval_splits[0]
-    if dev_split not in dd: raise UserError(f"{spec.name} has no {dev_split} split in the data; check --data-dir")
-    dev = (encode(net.vocab, texts_of(dd[dev_split])), np.asarray(dd[dev_split]['label']))
+    sel = selection_split(dd)   # every evaluation while training reads it; the dev splits are scored once, below
+    select = (encode(net.vocab, texts_of(sel)), np.asarray(sel['label']))
     t0 = time.time(); train_x = encode(net.vocab, texts_of(rows)); t_enc = time.time() - t0
     ckpt = Path(str(out).rstrip('/') + '.ckpt')
-    res = fit(net, train_x, cfg, np.asarray(rows['label'], dtype=np.int64), z, dev, spec.name, ckpt, callback, progress)
-    metrics = {s: evaluate_student(net, encode(net.vocab, texts_of(dd[s])), dd[s]['label'], spec.name) for s in spec.eval_splits if s in dd}
-    meta = {'task': spec.name, 'metrics': metrics, 'kd': not no_kd, 'distill_config': cfg.to_dict(), 'n_train': len(train_x),
+    res = fit(net, train_x, cfg, np.asarray(rows['label'], dtype=np.int64), z, select, spec.name, ckpt, callback, progress)
+    metrics = {s: evaluate_student(net, encode(net.vocab, texts_of(dd[s])), dd[s]['label'], spec.name)
+               for s in (SELECTION, *spec.eval_splits) if s in dd}
+    meta = {'task': spec.name, 'metrics': metrics, 'chosen_on': SELECTION, 'kd': not no_kd, 'distill_config': cfg.to_dict(), 'n_train': len(train_x),
             'teacher': str(teacher) if isinstance(teacher, (str, Path)) else None, 'transfer': str(transfer) if isinstance(transfer, (str, Path)) else None,
             'vectors': vec.source if vec is not None else None, 'vector_coverage': vec.coverage() if vec is not None else None,
             'best': res['best'], 'history': res['history'], 'train_seconds': res['train_seconds'],
@@ -474,7 +474,7 @@ def _distill_cmd(args):
     check_out(args.out)
     if not args.no_kd and args.teacher is None and args.logits is None:
         raise UserError("--teacher DIR is required for distillation (or pass --no-kd for the baseline)")
-    dd = load_task(args.task, args.data_dir, data.max_train, data.max_eval, data.seed, verbose=not args.json)
+    dd = data.load(args.task, args.data_dir, verbose=not args.json)
     s = distill(args.task, args.out, cfg, data=dd, model=model, transfer=args.transfer, logits=args.logits,
                 teacher=args.teacher, no_kd=args.no_kd, progress=not args.json)
     keep = ('task', 'metrics', 'kd', 'n_train', 'train_seconds', 'sents_per_s', 'wall_seconds', 'params', 'params_without_embeddings')

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .core import (UserError, Config, positive, one_of, atomic_path, write_json, make_config, add_config_args,
-                            config_from_args, choose_threads, ensure_dir, cli_part, check_arg)
+                            config_from_args, choose_threads, ensure_dir, cli_part, check_arg, thread_count, CoreMeter)
 from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics
 from .tokenization import MASK_TOKEN
 from .teacher import Teacher, load_teacher
@@ -216,14 +216,33 @@ def _as_cache(cache):
     if cache is None or isinstance(cache, LogitsCache): return cache
     return LogitsCache(cache)
 
+class _ShardThreads:
+    "A labelling job's CPU threads: as asked, or chosen from the load before the first shard and again before each next one."
+    def __init__(self, teacher, cfg: LabelConfig, n_rows: int, progress: bool):
+        cpu, self.progress, self.per_shard = teacher.device.type == 'cpu', progress, []
+        self.n = choose_threads(cfg.threads, 'labelling', quiet=not progress) if cpu and (cfg.threads or n_rows >= 2048) \
+            else torch.get_num_threads()
+        self.meter = CoreMeter() if cpu and cfg.threads is None and n_rows >= 2048 else None   # labels are the same on any count
+
+    def next_shard(self) -> int:
+        "The count for the next shard: cores freed (or taken) by other processes during the last shard are taken (or given back)."
+        if self.meter is not None and self.per_shard:
+            n = choose_threads(None, 'labelling', quiet=True, other=self.meter.others())
+            if n != self.n and self.progress:
+                print(f"[threads] labelling: {self.n} -> {n} (the load of other processes changed)", file=sys.stderr, flush=True)
+            self.n = n
+        self.per_shard.append(self.n)
+        return self.n
+
+    @property
+    def usual(self) -> int:  # the count most shards ran on
+        return max(set(self.per_shard), key=self.per_shard.count) if self.per_shard else self.n
+
 @contextmanager
 def _cpu_threads(teacher, cfg: LabelConfig, n_rows: int, progress: bool):
-    "Choose the thread count for a big CPU job (or as `cfg.threads` says); yield it; restore torch's afterwards."
+    "A `_ShardThreads` for a labelling job; torch's thread count is restored afterwards."
     old = torch.get_num_threads()
-    n = old
-    if teacher.device.type == 'cpu' and (cfg.threads or n_rows >= 2048):
-        n = choose_threads(cfg.threads, 'labelling', quiet=not progress)
-    try: yield n
+    try: yield _ShardThreads(teacher, cfg, n_rows, progress)
     finally: torch.set_num_threads(old)
 
 def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_teacher`
@@ -246,7 +265,7 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
                                                      teacher.max_length, progress, desc)
     with _cpu_threads(teacher, cfg, len(first), progress) as threads:
         t0 = time.perf_counter()
-        if cache is None: got, todo = dict(zip(first, run(list(first)))), first
+        if cache is None: threads.next_shard(); got, todo = dict(zip(first, run(list(first)))), first
         else:
             fp = teacher.fingerprint + tag
             got = cache.load(fp)
@@ -255,9 +274,10 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
             n = -(-len(todo) // cfg.chunk_size)
             for s in range(0, len(todo), cfg.chunk_size):
                 chunk = todo[s:s + cfg.chunk_size]
+                threads.next_shard()
                 cache.add(fp, chunk, run(chunk, f'teacher {s // cfg.chunk_size + 1}/{n}'))
-    if stats is not None: stats.update(threads=threads, rows=len(texts), computed=len(todo), seconds=time.perf_counter() - t0,
-                                       precision=tag.lstrip('-') or 'fp32')
+    if stats is not None: stats.update(threads=threads.usual, threads_per_shard=threads.per_shard, rows=len(texts), computed=len(todo),
+                                       seconds=time.perf_counter() - t0, precision=tag.lstrip('-') or 'fp32')
     return np.stack([got[k] for k in keys]).astype(np.float32, copy=False)
 
 # %% ../nbs/02a_labels.ipynb #c056
@@ -339,6 +359,7 @@ def _cli_bench_label(args) -> int:
     from bilstm_kd.data import load_task
     import random
     if args.n < 1: raise UserError(f"--n must be >= 1, got {args.n}")
+    if args.threads is not None: check_arg('--threads', args.threads, thread_count)
     t = load_teacher(args.teacher, task=None if args.teacher else 'sst2')
     if args.transfer:
         from datasets import load_from_disk

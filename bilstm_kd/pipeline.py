@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Callable
 
 from .core import (cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
-                            add_config_args, config_from_args, hub_offline, positive, set_aside)
-from .data import TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of
+                            add_config_args, config_from_args, hub_offline, positive, set_aside, choose_threads, check_arg,
+                            COMMON_CHECKS)
+from .data import (TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of,
+                            SELECTION, split_note, CARVED_NOTE)
 from .tokenization import vectors_id, resolve_backbone
 from .teacher import (TeacherConfig, finetune_teacher, load_teacher, process_state, on_main, is_main,
-                               quiet_unless_main, check_shared_folder)
+                               quiet_unless_main, check_shared_folder, TEACHER_MARKER, check_backbone)
 from .labels import LabelConfig, LogitsCache, labelling_bound
 from .augmentation import AugmentConfig
 from .transfer import build_transfer_set, save_transfer_set, label_transfer, load_transfer_set
@@ -26,10 +28,10 @@ from .distillation import DistillConfig, distill
 from .speed import SpeedConfig
 
 # %% auto #0
-__all__ = ['SECTIONS', 'PRESETS', 'STAGES', 'STAGE', 'Preset', 'get_preset', 'check_preset', 'Stage', 'Run', 'stage_teacher',
-           'stage_augment', 'stage_label', 'stage_distill', 'stage_baseline', 'evaluate_run', 'build_report',
-           'stage_report', 'preset_dict', 'Ledger', 'run_stage', 'stages_for', 'run_pipeline', 'run_seeds',
-           'section_of', 'rerun_stages', 'preset_from_args', 'add_run_args']
+__all__ = ['SECTIONS', 'PRESETS', 'STAGES', 'STAGE', 'RUN_MARKS', 'Preset', 'get_preset', 'check_preset', 'Stage', 'Run',
+           'stage_teacher', 'stage_augment', 'stage_label', 'stage_distill', 'stage_baseline', 'evaluate_run',
+           'build_report', 'stage_report', 'preset_dict', 'Ledger', 'run_stage', 'stages_for', 'claim_folder',
+           'run_pipeline', 'run_seeds', 'section_of', 'rerun_stages', 'preset_from_args', 'add_run_args']
 
 # %% ../nbs/07_pipeline.ipynb #c007
 SECTIONS = {'data': DataConfig, 'teacher': TeacherConfig, 'augment': AugmentConfig, 'label': LabelConfig,
@@ -82,7 +84,7 @@ def get_preset(name: str | Preset) -> Preset:
     if name not in PRESETS: raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
-def check_preset(p: Preset):
+def check_preset(p: Preset, spec: TaskSpec | None = None):  # spec: the task, whose labels a classifier backbone must have
     "Refuse a preset this machine cannot run, saying why."
     import torch
     if p.needs_gpu and not torch.cuda.is_available():
@@ -91,7 +93,8 @@ def check_preset(p: Preset):
     if p.needs_hub and hub_offline():
         raise UserError(f"preset {p.name!r} downloads {p.teacher.model} from the Hugging Face hub, but HF_HUB_OFFLINE "
                         "is set; unset it (and have internet) or use --preset cpu")
-    resolve_backbone(p.teacher.model, quiet=True)   # fail fast: an unknown model, or a folder that holds none, before any stage runs
+    src = resolve_backbone(p.teacher.model, quiet=True)   # fail fast: an unknown model, a folder that holds none or asks to run code
+    if spec is not None: check_backbone(src, spec)        # ... or a classifier with another task's labels, before any stage runs
     if p.student.embed_mode != 'rand': vectors_id(p.distill.vectors)   # the same for missing word vectors
 
 # %% ../nbs/07_pipeline.ipynb #c070
@@ -151,6 +154,8 @@ def stage_label(run: Run) -> dict:
     out = {'n': len(z), 'seconds': round(secs, 1), 'sentences_per_s': round(len(z) / max(secs, 1e-9), 1),
            'precision': run.preset.label.precision} | ({'processes': state.num_processes} if state is not None else {})
     out |= {k: st[k] for k in ('computed', 'threads', 'precision') if k in st}   # one process: what teacher_logits measured
+    if st.get('threads_per_shard'):   # the count is chosen again before each shard: how many shards ran on each
+        out['shards_by_threads'] = {str(n): st['threads_per_shard'].count(n) for n in sorted(set(st['threads_per_shard']))}
     if st.get('computed') and teacher.device.type == 'cpu':   # the fp32 ceiling, measured now on a sample of the same rows
         sample = random.Random(0).sample(texts_of(load_transfer_set(run.out/'transfer')), min(2000, len(z)))
         out['computed_per_s'] = round(st['computed'] / st['seconds'], 1)
@@ -213,7 +218,9 @@ def build_report(run: Run) -> dict:
                machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
                student_int8=ev.get('student_int8'), student_onnx_int8=ev.get('student_onnx_int8'),
                speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
-               stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=_versions())
+               stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=_versions(),
+               selection=dict(split=SELECTION, rows=len(run.data[SELECTION]),
+                              note=split_note(run.data[SELECTION]).removeprefix(CARVED_NOTE)))
     if None not in (score(t['metrics']), score(s['metrics']), score(b['metrics'])):
         rep['headline'] = {'metric': f'{main}/{spec.main_metric}',
                            'student_over_teacher': round(score(s['metrics']) / score(t['metrics']), 4),
@@ -277,10 +284,15 @@ class Ledger:
         "The stage's key: its settings and the content of what it reads."
         return fingerprint('bilstm_kd.stage.v2', stage.name, run.spec.name, stage.settings(run.preset), self.inputs(stage, run, data_fp))
 
-    def attempt(self, stage: Stage, key: str | None):
-        "Note that `stage` now runs with `key` (None: it finished), so that a later run knows whose work a kill left."
-        self.running = {k: v for k, v in self.running.items() if k != stage.name} | ({stage.name: key} if key else {})
+    def attempt(self, stage: Stage, key: str | None, threads: int | None = None):
+        "Note that `stage` now runs with `key` on `threads` (key None: it finished), so a later run knows whose work a kill left."
+        self.running = {k: v for k, v in self.running.items() if k != stage.name} | ({stage.name: {'key': key, 'threads': threads}} if key else {})
         write_json(self.out/'.running.json', self.running)
+
+    def unfinished(self, stage: Stage) -> dict:
+        "The unfinished attempt of `stage` a kill left: {'key', 'threads'} (empty when none)."
+        a = self.running.get(stage.name)
+        return {'key': a, 'threads': None} if isinstance(a, str) else a if isinstance(a, dict) else {}
 
     def outputs_ok(self, stage: Stage) -> bool:
         "Do the stage's outputs exist with the content its record says?"
@@ -291,7 +303,8 @@ class Ledger:
         "Remove a stage's outputs and/or its hidden work folders (stale after a change of key)."
         for o in stage.outputs:
             for p in [self.out/o] * outputs + [self.out/f'.{o}.work', self.out/f'.{o}.sweep', self.out/f'{o}.ckpt'] * work:
-                if p.is_dir(): shutil.rmtree(p)
+                if p.is_symlink(): p.unlink()   # a link is removed, never what it points to
+                elif p.is_dir(): shutil.rmtree(p)
                 elif p.exists(): p.unlink()
 
 # %% ../nbs/07_pipeline.ipynb #c043
@@ -332,25 +345,44 @@ def _verdict(ledger: Ledger, stage: Stage, run: Run, data_fp: str) -> tuple:
         write_json(ledger.file, ledger.records)
         ledger._say(f"[{stage.name}] reused from the shared store ({shared['seconds']:.0f} s when it ran)")
         return 'cached', shared['result']
-    last = ledger.running.get(stage.name)   # the key of an attempt a kill interrupted: its work is resumed only by that key
+    last = ledger.unfinished(stage).get('key')   # the key of an attempt a kill interrupted: its work is resumed only by that key
     other = last not in (None, key) or (rec is not None and rec['key'] != key and last != key)
     if rec and rec['key'] == key:   # damaged or missing outputs are never reused (a teacher folder would be)
         ledger._say(f"[{stage.name}] its outputs changed or went missing since it ran; running it again")
         ledger.clear(stage, work=other)
     elif other: ledger.clear(stage)   # settings or inputs changed: the old outputs and work are stale
+    threads = _attempt_threads(ledger, stage, run, resumed=last == key)
     ledger._say(f"[{stage.name}] running")
-    ledger.attempt(stage, key)
+    ledger.attempt(stage, key, threads)
     return 'run', key
+
+_THREADED = ('teacher', 'distill')   # sections whose result depends on the thread count (labels do not: a test checks)
+
+def _attempt_threads(ledger: Ledger, stage: Stage, run: Run, resumed: bool) -> int | None:
+    "The CPU threads of this attempt, fixed for all of it; a resumed attempt keeps its own (another count would mix results)."
+    sec = next((s for s in stage.sections if s in _THREADED), None)
+    if sec is None or process_state() is not None: return None   # no threads, or a launcher's processes keep their own
+    asked, before = getattr(run.preset, sec).threads, ledger.unfinished(stage).get('threads') if resumed else None
+    if before is not None and asked not in (None, before):
+        ledger._say(f"[{stage.name}] its unfinished attempt ran on {before} thread(s): starting it again on the {asked} asked "
+                    "for, since resuming on another count would mix two results")
+        ledger.clear(stage)
+        return asked
+    if before is not None:
+        ledger._say(f"[{stage.name}] resuming on the {before} thread(s) it started with"); return before
+    return asked if asked is not None else choose_threads(None, stage.name, quiet=not ledger.progress)
 
 def run_stage(ledger: Ledger | None, stage: Stage, run: Run, data_fp: str | None, state=None) -> dict | None:
     "Run `stage` unless its record has the same key and its outputs check out; record what it wrote."
     verdict, got = on_main(state, _verdict, ledger, stage, run, data_fp)   # the main process decides for all
     if verdict == 'cached': return got
     if not (stage.shared or is_main(state)): return None    # a main-only stage: the others wait at the next decision
+    threads = ledger.unfinished(stage).get('threads') if ledger is not None else None
+    if threads is not None: run = dataclasses.replace(run, preset=run.preset.with_threads(threads))   # pinned for the attempt
     t0 = time.time()
     result = stage.fn(run)
     if is_main(state):
-        ledger.records[stage.name] = dict(key=got, seconds=round(time.time() - t0, 1), result=result,
+        ledger.records[stage.name] = dict(key=got, task=run.spec.name, threads=threads, seconds=round(time.time() - t0, 1), result=result,
                                           inputs=ledger.inputs(stage, run, data_fp),
                                           outputs={o: file_fingerprint(ledger.out/o) for o in stage.outputs},
                                           bytes={o: _size(ledger.out/o) for o in stage.outputs},
@@ -392,6 +424,34 @@ def _say_processes(state, progress: bool):
           f"{', '.join(s.name for s in STAGES if not s.shared)} run on the main process alone "
           f"(the others wait, and leave after {shared[-1]})", file=sys.stderr, flush=True)
 
+RUN_MARKS = ('stages.json', '.running.json', '.lock')   # a folder holding one of these is a bilstm-kd run folder
+
+def _folder_task(out: Path) -> str | None:
+    "The task of the run in `out`: from its stage records, else its teacher; None when neither says."
+    try: recs = json.loads((out/'stages.json').read_text())
+    except (OSError, ValueError): recs = {}
+    tasks = {r.get('task') for r in recs.values() if isinstance(r, dict)} - {None} if isinstance(recs, dict) else set()
+    if tasks: return sorted(tasks)[0]
+    try: return json.loads((out/'teacher'/TEACHER_MARKER).read_text()).get('task')
+    except (OSError, ValueError, AttributeError): return None
+
+def claim_folder(out, spec) -> Path:
+    "Check, writing nothing, that `out` may hold this run: new, empty, or a run folder of the same task that no link leaves."
+    out = Path(out).expanduser()
+    if not out.is_dir(): return out   # new, or a file or a bad path (`RunPaths` says so)
+    entries = sorted(out.iterdir())
+    if entries and not any((out/m).exists() or (out/m).is_symlink() for m in RUN_MARKS):
+        raise UserError(f"--out {out} holds files bilstm-kd did not write ({', '.join(e.name for e in entries[:3])}"
+                        f"{', ...' if len(entries) > 3 else ''}); pass a new or empty folder (nothing was changed)")
+    for e in entries:
+        if e.is_symlink() and not e.resolve().is_relative_to(out.resolve()):
+            raise UserError(f"{e} is a link to {os.readlink(e)}, outside the run folder, which a run would write through: "
+                            "replace it with a copy, or pass another --out (nothing was changed)")
+    if (task := _folder_task(out)) not in (None, spec.name):
+        raise UserError(f"--out {out} holds a {task} run and a run folder holds one task: pass another --out for "
+                        f"{spec.name} (nothing was changed)")
+    return out
+
 def run_pipeline(task,                      # GLUE task
                  preset='smoke',            # 'smoke', 'mini', 'cpu', 'paper' or a Preset
                  out='runs/run',            # run folder; rerun the same call to resume
@@ -408,13 +468,14 @@ def run_pipeline(task,                      # GLUE task
     if threads is not None: p = p.with_threads(threads)
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     todo = stages_for(targets)
-    check_preset(p)
+    check_preset(p, spec)
+    claim_folder(out, spec)   # before anything is written into it
     paths, state = RunPaths.resolve(data_dir, cache, out), process_state()
     progress, last_shared = progress and is_main(state), max((i for i, s in enumerate(todo) if s.shared), default=-1)
     check_shared_folder(state, paths.out)
     with _run_lock(paths.out, state, quiet=not progress), quiet_unless_main(state):
         _say_processes(state, progress)
-        dd = load_task(spec, paths.data, p.data.max_train, p.data.max_eval, p.data.seed, verbose=progress)
+        dd = p.data.load(spec, paths.data, verbose=progress)
         ledger = Ledger(paths.out, progress) if is_main(state) else None     # one reader and writer of stages.json
         run = Run(spec, p, paths, dd, progress, ledger.records if ledger else {}, None if store is None else Path(store))
         data_fp = data_fingerprint(dd) if ledger else None
@@ -425,9 +486,9 @@ def run_pipeline(task,                      # GLUE task
     return read_json(paths.out/'report.json', 'rerun the same command')
 
 # %% ../nbs/07_pipeline.ipynb #c053
-def _score(result: dict, spec) -> float:
-    "The main metric on the first dev split, from a stage's summary (`metrics` per split)."
-    return result['metrics'][spec.eval_splits[0]][spec.main_metric]
+def _score(result: dict, spec, split: str | None = None) -> float:  # split: default the first dev split
+    "The main metric on `split`, from a stage's summary (`metrics` per split)."
+    return result['metrics'][split or spec.eval_splits[0]][spec.main_metric]
 
 def _mean_std(xs) -> dict:
     import statistics
@@ -472,7 +533,9 @@ def rerun_stages(changed: str) -> list[str]:  # a setting ('p_mask', 'distill.ep
 
 # %% ../nbs/07_pipeline.ipynb #c063
 def preset_from_args(args) -> Preset:
-    "The preset named by `--preset`, with every `--SECTION-FIELD` flag the user gave applied."
+    "The preset named by `--preset`, with every `--SECTION-FIELD` flag the user gave applied (and `--seed`, `--threads` checked)."
+    for flag in ('seed', 'threads'):   # the same rules as every config's own seed and threads
+        if getattr(args, flag, None) is not None: check_arg(f'--{flag}', getattr(args, flag), COMMON_CHECKS[flag])
     p = get_preset(args.preset)
     return dataclasses.replace(p, **{s: config_from_args(cls, args, getattr(p, s), prefix=f'{s}_') for s, cls in SECTIONS.items()})
 
@@ -488,7 +551,6 @@ def add_run_args(p):
     return p
 
 def _cli_run(args) -> int:
-    if args.threads is not None and args.threads < 1: raise UserError(f"--threads must be >= 1, got {args.threads}")
     if args.seeds is not None:
         r = run_seeds(args.task, preset_from_args(args), args.out, args.seeds, args.data_dir, args.threads,
                       progress=not args.quiet, cache=args.cache)

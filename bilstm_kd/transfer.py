@@ -124,7 +124,7 @@ def augment_cmd(args) -> int:
     cfg, data = config_from_args(AugmentConfig, args), config_from_args(DataConfig, args)
     check_out(args.out)
     t0, st = time.perf_counter(), {}
-    train = load_task(args.task, args.data_dir, data.max_train, 1, data.seed, verbose=False)['train']
+    train = data.replace(max_eval=1).load(args.task, args.data_dir, verbose=False)['train']
     ds = build_transfer_set(train, cfg, task=args.task.name, stats=st)
     out = save_transfer_set(ds, args.out)
     secs = time.perf_counter() - t0

@@ -10,7 +10,7 @@ from bilstm_kd.data import (CARVED_NOTE, CarvedSplitWarning, TASKS, compute_metr
 
 
 def test_sst2_official_sizes(glue_dir):
-    dd = load_task('sst2', data_dir=glue_dir)
+    dd = load_task('sst2', data_dir=glue_dir, selection=None)   # GLUE's splits as published, before the selection carve
     assert {s: len(d) for s, d in dd.items()} == {'train': 67_349, 'validation': 872}
     assert dd['train'].column_names == ['text_a', 'label', 'idx']
     assert dd['train'].features['label'].names == ['negative', 'positive']
@@ -18,7 +18,7 @@ def test_sst2_official_sizes(glue_dir):
 
 
 def test_mrpc_official_sizes(glue_dir):
-    dd = load_task('mrpc', data_dir=glue_dir)
+    dd = load_task('mrpc', data_dir=glue_dir, selection=None)
     assert {s: len(d) for s, d in dd.items()} == {'train': 3_668, 'validation': 408}
     assert dd['train'].column_names == ['text_a', 'text_b', 'label', 'idx']
     assert texts_of(dd['validation'])[0] == (dd['validation'][0]['text_a'], dd['validation'][0]['text_b'])
@@ -27,9 +27,10 @@ def test_mrpc_official_sizes(glue_dir):
 def test_qqp_dev_is_carved_and_labelled(glue_dir):
     with pytest.warns(CarvedSplitWarning, match='validation carved'):
         dd = load_task('qqp', data_dir=glue_dir)
-    assert len(dd['train']) + len(dd['validation']) == 23_497
+    assert len(dd['train']) + len(dd['selection']) + len(dd['validation']) == 23_497
     assert split_note(dd['validation']).startswith(CARVED_NOTE)
-    assert not set(dd['train']['idx']) & set(dd['validation']['idx'])
+    ids = [set(dd[s]['idx']) for s in ('train', 'selection', 'validation')]   # three disjoint parts of one file
+    assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
     # stratified: both splits keep the ~37% positive rate
     assert abs(np.mean(dd['train']['label']) - np.mean(dd['validation']['label'])) < 0.01
 
@@ -40,8 +41,8 @@ def test_mnli_train_carved_from_dev_matched(glue_dir):
         dd = load_task('mnli', data_dir=glue_dir)
     msg = ' '.join(str(x.message) for x in w)
     assert 'validation_mismatched not available' in msg
-    assert sorted(dd) == ['train', 'validation_matched']
-    assert len(dd['train']) + len(dd['validation_matched']) == 9_815
+    assert sorted(dd) == ['selection', 'train', 'validation_matched']
+    assert len(dd['train']) + len(dd['selection']) + len(dd['validation_matched']) == 9_815
     assert dd['train'].features['label'].names == ['entailment', 'neutral', 'contradiction']
     assert split_note(dd['train']).startswith(CARVED_NOTE)
 
@@ -146,3 +147,12 @@ def test_stratified_indices_proportional_and_seeded():
     assert stratified_indices(y, 0.1, seed=0)[1].tolist() == picked.tolist()
     assert stratified_indices(y, 100, seed=1)[1].tolist() != picked.tolist()
     assert stratified_indices(y, 7, seed=0)[1].size == 7      # leftovers go to the largest remainders
+
+
+def test_a_selection_split_needs_two_rows_and_takes_at_least_one():
+    from datasets import Dataset
+    from bilstm_kd.data import carve_selection
+    with pytest.raises(UserError, match='too few to carve a selection split'):
+        carve_selection(Dataset.from_dict({'text_a': ['good'], 'label': [1]}), 0.1, 0)
+    train, sel = carve_selection(Dataset.from_dict({'text_a': ['good', 'bad', 'fine'], 'label': [1, 0, 1]}), 0.1, 0)
+    assert (len(train), len(sel)) == (2, 1)

@@ -106,7 +106,7 @@ def test_one_epoch_lowers_loss_and_keeps_static_channel(toy):
 def test_resume_matches_uninterrupted(toy, tmp_path):
     texts, y, z, v, vecs, x = toy
     cfg = TrainConfig(epochs=3, batch_size=20, patience=10, alpha=0.3)
-    kw = dict(labels=y, teacher_logits=z, dev=(x, y), progress=False)
+    kw = dict(labels=y, teacher_logits=z, select=(x, y), progress=False)
     ref = student(toy); r_ref = fit(ref, x, cfg, **kw)
 
     class Stop(Exception): pass
@@ -123,17 +123,17 @@ def test_resume_matches_uninterrupted(toy, tmp_path):
 def test_same_seed_same_result_and_early_stopping(toy):
     texts, y, z, v, vecs, x = toy
     cfg = TrainConfig(epochs=2, batch_size=20)
-    a = fit(student(toy), x, cfg, teacher_logits=z, dev=(x, y), progress=False)
-    b = fit(student(toy), x, cfg, teacher_logits=z, dev=(x, y), progress=False)
+    a = fit(student(toy), x, cfg, teacher_logits=z, select=(x, y), progress=False)
+    b = fit(student(toy), x, cfg, teacher_logits=z, select=(x, y), progress=False)
     assert [e['train_loss'] for e in a['history']] == [e['train_loss'] for e in b['history']]
-    r = fit(student(toy), x, TrainConfig(epochs=20, batch_size=20, patience=1, lr=1e-9), teacher_logits=z, dev=(x, y), progress=False)
+    r = fit(student(toy), x, TrainConfig(epochs=20, batch_size=20, patience=1, lr=1e-9), teacher_logits=z, select=(x, y), progress=False)
     assert len(r['history']) < 20     # nothing improves with lr=1e-9, so it stops early
 
 
 def test_no_kd_flag_and_errors(toy):
     texts, y, z, v, vecs, x = toy
-    r = fit(student(toy), x, TrainConfig(epochs=3, batch_size=20, loss='ce'), labels=y, dev=(x, y), progress=False)
-    assert r['best']['dev_accuracy'] > 0.9
+    r = fit(student(toy), x, TrainConfig(epochs=3, batch_size=20, loss='ce'), labels=y, select=(x, y), progress=False)
+    assert r['best']['select_accuracy'] > 0.9
     with pytest.raises(UserError, match="loss='ce'"): fit(student(toy), x, TrainConfig(), labels=y)
     with pytest.raises(UserError, match='align'): fit(student(toy), x, TrainConfig(), teacher_logits=z[:5])
 

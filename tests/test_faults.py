@@ -172,10 +172,12 @@ def test_bad_flags_of_every_command(argv, phrase, tmp_path, ref, cache):
 
 
 def test_evaluate_an_explicit_split_scores_all_of_it(ref, glue, cache):
-    for split, n in (('train', 120), ('validation', 60)):
+    from bilstm_kd.data import load_task
+    dd = load_task('sst2', glue, verbose=False)
+    for split in ('train', 'validation'):
         code, out, err = cli('evaluate', '--model', ref/'student', '--task', 'sst2', '--data-dir', glue, '--split', split, '--json')
         assert code == 0, err
-        assert json.loads(out)['n'] == n
+        assert json.loads(out)['n'] == len(dd[split]) > 50
 
 
 # ----------------------------------------------------------------------------------------------------- data files
@@ -212,7 +214,8 @@ def test_utf8_with_bom_crlf_and_trailing_blank_lines_are_read(raw, tmp_path, glu
     d = tmp_path/'glue'; shutil.copytree(glue, d); (d/'SST-2'/'train.tsv').write_bytes(raw)
     code, out, err = cli('data', '--task', 'sst2', '--data-dir', d, '--json')
     assert code == 0, err
-    assert json.loads(out)['splits'][0]['rows'] == 2
+    rows = {r['split']: r['rows'] for r in json.loads(out)['splits']}
+    assert rows['train'] + rows['selection'] == 2 and rows['selection'] == 1   # both rows read; one carved to choose on
 
 
 @pytest.mark.parametrize('data_dir,phrase', [('/nonexistent', 'does not exist'), ('/etc/hostname', 'is a file, not a folder')])
@@ -541,3 +544,194 @@ def test_a_changed_teacher_setting_reruns_exactly_its_dependents_and_switching_b
     assert code == 0, err[-3000:]
     assert stage_states(stdout)['augment'] == 'cached' and stage_states(stdout)['baseline'] == 'cached'
     same_finished_artefacts(out, ref)
+
+
+# ----------------------------------------------------------------------- a second hostile pass (issue 25), case by case
+def code_folder(tmp_path, src, config='config.json'):
+    "A copy of model folder `src` (no file list) whose `config` asks transformers to import the folder's own module."
+    d = tmp_path/'with-code'; shutil.copytree(src, d)
+    (d/'bilstm_kd_files.json').unlink(missing_ok=True)
+    (d/'evil_model.py').write_text(f"open({str(tmp_path/'PWNED')!r}, 'w').write('ran')\n"
+                                   "from transformers import BertForSequenceClassification as EvilModel, BertConfig as EvilConfig\n")
+    cfg = json.loads((d/config).read_text())
+    cfg['auto_map'] = {'AutoConfig': 'evil_model.EvilConfig', 'AutoModelForSequenceClassification': 'evil_model.EvilModel',
+                       'AutoTokenizer': ['evil_model.EvilModel', None]}
+    (d/config).write_text(json.dumps(cfg))
+    return d
+
+
+@pytest.mark.parametrize('config', ['config.json', 'tokenizer_config.json'])
+def test_code_in_a_model_folder_never_runs_whatever_stdin_says(config, tmp_path, ref, glue, cache):
+    d = code_folder(tmp_path, ref/'teacher', config)
+    for cmd in ([*CLI, 'evaluate', '--task', 'sst2', '--data-dir', glue, '--model', d],
+                [*CLI, 'run', '--task', 'sst2', '--preset', 'smoke', '--data-dir', glue, '--out', tmp_path/'run', '--teacher-model', d],
+                [*CLI, 'label', '--teacher', d, '--transfer', ref/'transfer', '--out', tmp_path/'l.npy']):
+        r = subprocess.run([str(c) for c in cmd], input='y\n' * 20, env=env(cache), capture_output=True, text=True)
+        one_line_error((r.returncode, r.stdout, r.stderr), 'asks to run code shipped with the model (auto_map')
+        assert not (tmp_path/'PWNED').exists(), 'code from the model folder ran'
+    assert not (tmp_path/'run').exists() and not (tmp_path/'l.npy').exists()
+
+
+def _calls(src: str, opening: str) -> list:
+    "The text of every call in `src` that starts with `opening` (which ends in '('), up to its matching parenthesis."
+    out, i = [], src.find(opening)
+    while i >= 0:
+        depth, j = 0, i + len(opening) - 1
+        while True:
+            depth += {'(': 1, ')': -1}.get(src[j], 0)
+            if depth == 0: break
+            j += 1
+        out.append(src[i:j + 1]); i = src.find(opening, j)
+    return out
+
+
+def test_every_transformers_load_refuses_remote_code():
+    import re
+    calls = [(p.name, c) for p in (ROOT/'bilstm_kd').glob('*.py') if p.name != '_modidx.py'
+             for name in set(re.findall(r'Auto\w+\.from_pretrained\(', p.read_text())) for c in _calls(p.read_text(), name)]
+    assert len(calls) >= 6, calls
+    assert all('trust_remote_code=False' in c for _, c in calls), [c for c in calls if 'trust_remote_code=False' not in c[1]]
+
+
+def test_a_lock_linked_outside_the_folder_truncates_nothing(tmp_path, glue, cache):
+    outside = tmp_path/'precious.txt'; outside.write_text('years of work')
+    out = tmp_path/'run'; out.mkdir(); (out/'.lock').symlink_to(outside)
+    one_line_error(cli('run', '--task', 'sst2', '--data-dir', glue, '--out', out, '--quiet'), 'outside the run folder')
+    from bilstm_kd.core import RunLock, UserError
+    with pytest.raises(UserError, match='is a symbolic link'):   # the lock itself never follows a link, wherever it points
+        with RunLock(out): pass
+    assert outside.read_text() == 'years of work'
+
+
+def test_run_never_writes_into_a_folder_of_the_users_own_files(tmp_path, glue, cache):
+    mine = tmp_path/'results'; mine.mkdir()
+    (mine/'report.html').write_text('<p>my report</p>'); (mine/'eval.json').write_text('{"mine": 1}')
+    one_line_error(cli('run', '--task', 'sst2', '--data-dir', glue, '--out', mine, '--quiet'), 'holds files bilstm-kd did not write (eval.json, report.html)')
+    assert tree_bytes(mine) == {'eval.json': b'{"mine": 1}', 'report.html': b'<p>my report</p>'}
+
+
+def test_label_out_at_a_pipe_is_one_line_and_the_pipe_stays(tmp_path, ref, cache):
+    fifo = tmp_path/'pipe'; os.mkfifo(fifo)
+    one_line_error(cli('label', '--teacher', ref/'teacher', '--transfer', ref/'transfer', '--out', fifo), 'is not a regular file')
+    import stat
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+@pytest.fixture
+def finished(tmp_path, ref):
+    "A private copy of the finished smoke run (hard links would share its files: a real copy)."
+    d = tmp_path/'finished'; shutil.copytree(ref, d)
+    return d
+
+
+def test_another_task_in_a_finished_folder_deletes_nothing(finished, glue_dir, cache):
+    before = tree_bytes(finished/'teacher')
+    one_line_error(cli('run', '--task', 'mrpc', '--data-dir', glue_dir, '--out', finished, '--quiet'),
+                   'holds a sst2 run and a run folder holds one task')
+    assert tree_bytes(finished/'teacher') == before
+
+
+@pytest.mark.parametrize('flag,value,phrase', [
+    ('--augment-seed', '-1', '--augment-seed: must be in 0..4294967295'), ('--distill-seed', '-1', '--distill-seed: must be in 0..'),
+    ('--seed', '-1', '--seed must be in 0..4294967295'), ('--seed', str(2**40), '--seed must be in 0..4294967295'),
+    ('--threads', '9999', '--threads must be at most'), ('--teacher-threads', '9999', '--teacher-threads: must be at most'),
+    ('--label-threads', '0', '--label-threads: must be'),
+])
+def test_a_bad_seed_or_thread_count_deletes_nothing(flag, value, phrase, finished, glue, cache):
+    before = {w: tree_bytes(finished/w) for w in ('transfer', 'student', 'teacher')}
+    one_line_error(cli('run', '--task', 'sst2', '--preset', 'smoke', '--data-dir', glue, '--out', finished, '--quiet', flag, value), phrase)
+    assert {w: tree_bytes(finished/w) for w in before} == before
+
+
+def _reweigh(src, dst, drop_head=False, num_labels=None, task=None):
+    "A copy of teacher folder `src` without its file list: its head dropped, or remade with `num_labels`, its marker's task set."
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForSequenceClassification
+    shutil.copytree(src, dst); (dst/'bilstm_kd_files.json').unlink()
+    if num_labels:
+        m = AutoModelForSequenceClassification.from_pretrained(str(src), num_labels=num_labels, ignore_mismatched_sizes=True,
+                                                               id2label={i: f'class{i}' for i in range(num_labels)})
+        m.save_pretrained(dst)
+    if drop_head:
+        w = load_file(dst/'model.safetensors')
+        save_file({k: v for k, v in w.items() if not k.startswith('classifier.')}, dst/'model.safetensors', metadata={'format': 'pt'})
+    if task:
+        marker = json.loads((dst/'bilstm_kd_teacher.json').read_text()); marker['task'] = task
+        (dst/'bilstm_kd_teacher.json').write_text(json.dumps(marker))
+    return dst
+
+
+def test_a_teacher_is_checked_before_it_scores(tmp_path, ref, glue, cache):
+    headless = _reweigh(ref/'teacher', tmp_path/'headless', drop_head=True)
+    one_line_error(cli('evaluate', '--task', 'sst2', '--data-dir', glue, '--model', headless),
+                   'lacks weights its classifier needs (classifier.bias, classifier.weight)')
+    three = _reweigh(ref/'teacher', tmp_path/'three', num_labels=3, task='sst2')   # a 3-class teacher relabelled as SST-2
+    one_line_error(cli('evaluate', '--task', 'sst2', '--data-dir', glue, '--model', three),
+                   'is a classifier with 3 labels (class0, class1, class2), but sst2 has 2')
+    one_line_error(cli('label', '--teacher', three, '--transfer', ref/'transfer', '--out', tmp_path/'l.npy'), 'is a classifier with 3 labels')
+
+
+def test_a_classifier_of_another_task_as_the_backbone_is_one_line(tmp_path, ref, glue, cache):
+    mnli_like = _reweigh(ref/'teacher', tmp_path/'mnli', num_labels=3)
+    (mnli_like/'bilstm_kd_teacher.json').unlink()   # a plain transformers classifier, as the hub has them
+    one_line_error(cli('run', '--task', 'sst2', '--data-dir', glue, '--out', tmp_path/'run', '--teacher-model', mnli_like, '--quiet'),
+                   'is a classifier with 3 labels (class0, class1, class2); fine-tuning it for sst2 needs 2')
+    one_line_error(cli('teacher', '--task', 'sst2', '--data-dir', glue, '--out', tmp_path/'t', '--model', mnli_like, '--json'),
+                   'is a classifier with 3 labels')
+    assert not (tmp_path/'run').exists() and not (tmp_path/'t').exists()
+
+
+def test_a_stage_output_linked_outside_is_refused_and_a_link_inside_is_unlinked_not_followed(finished, tmp_path, glue, cache):
+    away = tmp_path/'away'; (finished/'teacher').rename(away); (finished/'teacher').symlink_to(away)
+    one_line_error(cli('run', '--task', 'sst2', '--data-dir', glue, '--out', finished, '--quiet', '--teacher-lr', '3e-5'),
+                   'outside the run folder')
+    (finished/'teacher').unlink(); (finished/'teacher.real').mkdir(); (finished/'teacher.real'/'keep').write_text('mine')
+    (finished/'teacher').symlink_to('teacher.real')
+    from bilstm_kd.pipeline import Ledger, STAGE
+    Ledger(finished, progress=False).clear(STAGE['teacher'])
+    assert not (finished/'teacher').exists() and (finished/'teacher.real'/'keep').read_text() == 'mine'
+
+
+def test_a_resumed_stage_keeps_its_thread_count(finished, glue, cache, monkeypatch):
+    from bilstm_kd import core
+    from bilstm_kd.pipeline import run_pipeline, get_preset
+    monkeypatch.setattr(core, 'usable_cores', lambda: 2)   # the 2 cores of CI's machine, also under `taskset`
+    recs = json.loads((finished/'stages.json').read_text())
+    key = recs.pop('distill')['key']   # as if a kill interrupted distill's attempt on 2 threads
+    (finished/'stages.json').write_text(json.dumps(recs))
+    (finished/'.running.json').write_text(json.dumps({'distill': {'key': key, 'threads': 2}}))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        run_pipeline('sst2', get_preset('smoke'), finished, glue, cache=cache, targets=('distill',))
+    assert '[distill] resuming on the 2 thread(s) it started with' in buf.getvalue()
+    assert json.loads((finished/'stages.json').read_text())['distill']['threads'] == 2
+    recs = json.loads((finished/'stages.json').read_text()); recs.pop('distill')
+    (finished/'stages.json').write_text(json.dumps(recs))
+    (finished/'.running.json').write_text(json.dumps({'distill': {'key': key, 'threads': 2}}))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):   # a count asked for that differs: the attempt starts again, never mixes
+        run_pipeline('sst2', get_preset('smoke'), finished, glue, threads=1, cache=cache, targets=('distill',))
+    assert 'ran on 2 thread(s): starting it again on the 1 asked for' in buf.getvalue()
+    assert json.loads((finished/'stages.json').read_text())['distill']['threads'] == 1
+
+
+def test_labels_do_not_depend_on_the_thread_count(ref, monkeypatch):
+    "Why the label stage may choose its threads afresh (per shard, on a resume) while training stages keep theirs."
+    from bilstm_kd import core
+    monkeypatch.setattr(core, 'usable_cores', lambda: 2)
+    from bilstm_kd.labels import LabelConfig, teacher_logits
+    from bilstm_kd.teacher import load_teacher
+    from bilstm_kd.transfer import load_transfer_set
+    from bilstm_kd.data import texts_of
+    t, x = load_teacher(ref/'teacher'), texts_of(load_transfer_set(ref/'transfer'))[:300]
+    one, two = (teacher_logits(t, x, LabelConfig(threads=n), progress=False) for n in (1, 2))
+    assert one.tobytes() == two.tobytes()
+
+
+def test_threads_count_the_cores_this_process_may_use():
+    "Under `taskset` (or a container's CPU set) the heuristic and the limit see the allowed cores, not the machine's."
+    code = ("from bilstm_kd.core import usable_cores, choose_threads, thread_count;"
+            "print(usable_cores(), choose_threads(quiet=True), thread_count(2))")
+    r = subprocess.run(['taskset', '-c', '0', sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[:2] == ['1', '1'] and 'must be at most 1, the cores this process may use' in r.stdout
