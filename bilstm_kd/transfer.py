@@ -142,7 +142,7 @@ def _my_rows(teacher, texts, cfg: LabelConfig, rank: int, world: int) -> np.ndar
     pair = isinstance(texts[0], tuple)
     enc = teacher.tokenizer(*([list(x) for x in zip(*texts)] if pair else [texts]), truncation=True,
                             max_length=teacher.max_length, return_attention_mask=False)
-    batches = length_batches([len(x) for x in enc['input_ids']], cfg.batch_size, cfg.max_tokens)[rank::world]
+    batches = length_batches([len(x) for x in enc['input_ids']], cfg.batch_size, cfg.token_budget(teacher.device))[rank::world]
     return np.concatenate(batches) if batches else np.zeros(0, np.int64)
 
 def _label_chunk(state, teacher, model, texts, cfg: LabelConfig, progress: bool, desc: str) -> np.ndarray | None:
