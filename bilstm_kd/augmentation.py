@@ -149,7 +149,7 @@ def _tag_flat(token_lists, tagger='nltk', tagset='penn', cache=True, spacy_model
     path, hit, ulen = None, None, np.fromiter((len(t) for t in uniq), np.int64, len(uniq))
     if cache:
         key = fingerprint('bilstm_kd.pos.v2', tagger, tagset, _tagger_version(tagger, spacy_model), '\n'.join(first))
-        path = cache_dir()/'pos'/f'{key}.npz'
+        path = (cache_dir() if cache is True else cache_dir(cache))/'pos'/f'{key}.npz'   # True: the default cache folder
         hit = _read_pos(path, key, int(ulen.sum())) if path.is_file() else None   # its content is checked, not trusted
     if hit is not None: names, uids = hit
     else:
@@ -169,7 +169,7 @@ def _tag_flat(token_lists, tagger='nltk', tagset='penn', cache=True, spacy_model
 def pos_tag(token_lists,                 # list of token lists (e.g. from `tokenize`)
             tagger: str = 'nltk',        # 'nltk' or 'spacy'
             tagset: str = 'penn',        # 'penn' or 'universal'
-            cache: bool = True,          # read/write the tags of this corpus under cache_dir()/pos
+            cache: bool | str | Path = True,  # cache the tags under CACHE/pos: True the default cache folder, or a folder; False: none
             spacy_model: str = 'en_core_web_sm'):
     "POS tags of a corpus, one list per sentence: distinct sentences are tagged once and the result is cached."
     names, ids = _tag_flat(token_lists, tagger, tagset, cache, spacy_model)
@@ -427,7 +427,7 @@ class Augmenter:
                    texts,                      # training sentences (str) or pairs (a, b); the table counts all of them
                    tagger: str = 'nltk',       # 'nltk' or 'spacy'
                    tagset: str = 'penn',       # 'penn' or 'universal'
-                   cache: bool = True,         # cache the corpus tags on disk
+                   cache: bool | str | Path = True,  # cache the corpus tags: True (the default cache folder), a cache folder, or False
                    cased: bool = True):        # tag each sentence as written; False: its lower-cased tokens
         "Tag a training corpus and count its words per tag; `.corpus` holds it encoded, one `Corpus` per side."
         both = [_tokens_and_tag_input(side, cased) for side in _sides(texts)]

@@ -140,7 +140,7 @@ def stage_augment(run: Run) -> dict:
     "Build the transfer set into `OUT/transfer` (chapters 03, 03a)."
     stats = {}
     save_transfer_set(build_transfer_set(run.data['train'], run.preset.augment, task=run.spec.name,
-                                         cache=True, stats=stats), run.out/'transfer')
+                                         cache=run.paths.cache, stats=stats), run.out/'transfer')
     keep = ('n_source', 'n_iter', 'n_draws', 'n_augmented', 'n_rows', 'unique_yield', 'seconds', 'samples_per_s')
     return {k: stats.get(k) for k in keep}
 
@@ -204,7 +204,20 @@ def _versions() -> dict:
 def _machine() -> dict:
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {'cpu_count': os.cpu_count(), 'gpu': gpu, 'platform': platform.platform()}
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): cpu = platform.processor() or None
+    return {'cpu': cpu, 'cpu_count': os.cpu_count(), 'gpu': gpu, 'platform': platform.platform()}
+
+def _commit() -> str | None:
+    "The git commit of the library's source ('+dirty' when it has uncommitted changes), or None outside a checkout."
+    import subprocess, bilstm_kd
+    root = Path(bilstm_kd.__file__).resolve().parent
+    git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10)
+    try:
+        head = git('rev-parse', '--short', 'HEAD')
+        if head.returncode: return None
+        return head.stdout.strip() + ('+dirty' if git('status', '--porcelain', '--', '.').stdout.strip() else '')
+    except (OSError, subprocess.SubprocessError): return None
 
 # %% ../nbs/07_pipeline.ipynb #c092
 def build_report(run: Run) -> dict:
@@ -215,12 +228,12 @@ def build_report(run: Run) -> dict:
     t, s, b = ev['teacher'], ev['student'], ev['baseline']
     seconds = {k: v['seconds'] for k, v in records.items() if k != 'report'}
     rep = dict(task=spec.name, preset=run.preset.name, seed=run.preset.distill.seed, date=time.strftime('%Y-%m-%d'),
-               machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
+               commit=_commit(), machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
                student_int8=ev.get('student_int8'), student_onnx_int8=ev.get('student_onnx_int8'),
                speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
                stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=_versions(),
                selection=dict(split=SELECTION, rows=len(run.data[SELECTION]),
-                              note=split_note(run.data[SELECTION]).removeprefix(CARVED_NOTE)))
+                              note=split_note(run.data[SELECTION]).removeprefix(CARVED_NOTE).removeprefix(f'{SELECTION}: ')))
     if None not in (score(t['metrics']), score(s['metrics']), score(b['metrics'])):
         rep['headline'] = {'metric': f'{main}/{spec.main_metric}',
                            'student_over_teacher': round(score(s['metrics']) / score(t['metrics']), 4),

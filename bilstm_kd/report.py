@@ -17,7 +17,7 @@ from .speed import plot_speed
 
 # %% auto #0
 __all__ = ['PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'MODEL_NAMES', 'paper_ratios', 'paper_tables', 'table1', 'table2',
-           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html']
+           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'report_markdown']
 
 # %% ../nbs/06b_report.ipynb #c007
 PAPER = 'Tang et al. 2019 (arXiv 1903.12136)'
@@ -188,6 +188,29 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
     path = Path(path)
     with atomic_path(path) as tmp: Path(tmp).write_text(page, encoding='utf-8')
     return path
+
+# %% ../nbs/06b_report.ipynb #c031
+_HEADLINE_ROWS = (('teacher', 'teacher'), ('BiLSTM student, distilled (MSE on logits)', 'student'),
+                  ('the same student, dynamic int8', 'student_int8'), ('the same student in ONNX Runtime, int8', 'student_onnx_int8'),
+                  ('BiLSTM, no distillation', 'baseline'))
+
+def report_markdown(report: dict) -> str:  # a run's `report.json`, as `build_report` wrote it
+    "The run's headline as Markdown: dev scores and sizes, the ratio and the gain, where choices were made, when and where it ran."
+    spec = get_task(report['task'])
+    out = [f"| model | {spec.eval_splits[0]} {spec.main_metric} | parameters |", '|---|---|---|']
+    for name, key in _HEADLINE_ROWS:
+        m, params = _metrics_block(report.get(key)).get(spec.main_metric), (report.get(key) or {}).get('params')
+        if m is not None: out.append(f"| {name} | {m:.4f} | {f'{params / 1e6:.2f} M' if params else ''} |")
+    h, sel, lab, mach = (report.get(k) or {} for k in ('headline', 'selection', 'labelling', 'machine'))
+    if h: out += ['', f"Student / teacher **{h['student_over_teacher']:.3f}**; gain from distillation **{h['kd_gain_points']:+.2f} points**."]
+    if sel: out.append(f"Every choice read the {sel['split']} split ({sel['note']}); {spec.eval_splits[0]} was scored once, at the end.")
+    ran = [f"`bilstm-kd run --task {spec.name} --preset {report.get('preset')}` on {report.get('date')}",
+           f"commit `{report.get('commit') or 'unknown'}`", f"{mach.get('cpu') or 'a CPU'} ({mach.get('cpu_count')} cores)",
+           f"stages {report.get('total_seconds', 0) / 60:.0f} min"]
+    if lab.get('share_of_bound') is not None:
+        ran.append(f"labelling {lab['computed_per_s']:.0f} rows/s in {lab.get('precision')} on {lab.get('threads')} thread(s), "
+                   f"{lab['share_of_bound']:.0%} of the fp32 GEMM bound measured beside it")
+    return '\n'.join(out + [', '.join(ran) + '.'])
 
 # %% ../nbs/06b_report.ipynb #c022
 def _cli_paper(args) -> int:

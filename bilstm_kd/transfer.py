@@ -52,7 +52,7 @@ def _kept_samples(tab):
 def build_transfer_set(train,                        # the training split (a `Dataset` with text_a, [text_b], label)
                        cfg: AugmentConfig | None = None,  # the recipe (default: the paper's)
                        task: str | None = None,      # the task's name, recorded in the metadata
-                       cache: bool = True,           # cache POS tags under cache_dir()
+                       cache: bool | str | Path = True,  # cache POS tags: True under cache_dir(), a cache folder, or False
                        stats: dict | None = None,    # filled with counts and timings when given
                        **changes):                   # changes to `cfg`, e.g. n_iter=4
     "The transfer set of §3.3 as a `datasets.Dataset`, with provenance columns."

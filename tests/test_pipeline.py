@@ -58,3 +58,15 @@ def test_run_user_errors(args, msg, tmp_path):
     assert r.returncode == 2 and msg in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(('error:', 'bilstm-kd run: error:'))
     assert 'Traceback' not in r.stderr
+
+
+def test_run_cache_moves_every_cache(tmp_path, glue_dir):
+    "`run --cache X` writes its POS tags and logits under X and nothing under the default cache."
+    default, mine = tmp_path/'default-cache', tmp_path/'mine'
+    env = dict(os.environ, BILSTM_KD_CACHE=str(default), TOKENIZERS_PARALLELISM='false')
+    r = subprocess.run([*CLI, 'run', '--task', 'sst2', '--preset', 'smoke', '--threads', '1', '--data-dir', str(glue_dir),
+                        '--out', str(tmp_path/'run'), '--cache', str(mine), '--speed-budget-s', '0.3', '--speed-latency-calls', '1'],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not default.exists() or not any(default.rglob('*')), sorted(map(str, default.rglob('*')))
+    assert list((mine/'pos').glob('*.npz')) and list((mine/'logits').rglob('shard-*.npz'))
