@@ -203,7 +203,8 @@ def report_markdown(report: dict) -> str:  # a run's `report.json`, as `build_re
         if m is not None: out.append(f"| {name} | {m:.4f} | {f'{params / 1e6:.2f} M' if params else ''} |")
     h, sel, lab, mach = (report.get(k) or {} for k in ('headline', 'selection', 'labelling', 'machine'))
     if h: out += ['', f"Student / teacher **{h['student_over_teacher']:.3f}**; gain from distillation **{h['kd_gain_points']:+.2f} points**."]
-    if sel: out.append(f"Every choice read the {sel['split']} split ({sel['note']}); {spec.eval_splits[0]} was scored once, at the end.")
+    if sel: out.append(f"Every choice read the {sel['split']} split ({sel['note'].removeprefix(sel['split'] + ': ')}); "
+                       f"{spec.eval_splits[0]} was scored once, at the end.")
     ran = [f"`bilstm-kd run --task {spec.name} --preset {report.get('preset')}` on {report.get('date')}",
            f"commit `{report.get('commit') or 'unknown'}`", f"{mach.get('cpu') or 'a CPU'} ({mach.get('cpu_count')} cores)",
            f"stages {report.get('total_seconds', 0) / 60:.0f} min"]
