@@ -1,5 +1,5 @@
 "Choose on train, report on dev: no stage reads the reported split's labels to make a decision."
-import os
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +34,8 @@ def test_permuted_dev_labels_change_no_model(tmp_path, glue_dir):
                      targets=('distill', 'baseline'))
     for f in ARTEFACTS:
         assert (outs['real']/f).read_bytes() == (outs['shuffled']/f).read_bytes(), f'{f} depends on the dev labels'
-
-
-def test_every_choice_reads_the_selection_split(tmp_path, glue_dir):
-    "The teacher's, the student's and the baseline's records say where they chose, and score dev only at the end."
-    import json
-    out = tmp_path/'run'
-    run_pipeline('sst2', get_preset('smoke'), out, glue_dir, threads=1, progress=False, cache=tmp_path/'cache',
-                 targets=('distill', 'baseline'))
+    # and the records say where each model chose, and that dev was scored only at the end
+    out = outs['real']
     teacher = json.loads((out/'teacher'/'bilstm_kd_teacher.json').read_text())
     assert teacher['chosen_on'] == SELECTION and {SELECTION, 'validation'} <= set(teacher['metrics'])
     for who in ('student', 'baseline'):
