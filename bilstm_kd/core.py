@@ -49,12 +49,14 @@ def ensure_dir(path, what: str = 'output folder') -> Path:
     except OSError as e: raise UserError(f"{what} {p} cannot be written ({e.strerror or e}); pass a writable folder") from None
     return p
 
-def replaceable(path, what: str = '--out') -> Path:
-    "Check that writing artefact `path` replaces nothing but an earlier bilstm-kd artefact (a non-empty folder needs a `bilstm_kd_*.json`)."
+def replaceable(path, what: str = '--out',
+                marks=('bilstm_kd_*.json',)) -> Path:  # glob patterns, one of which a folder bilstm-kd wrote holds
+    "Check that writing artefact `path` replaces nothing but an earlier bilstm-kd artefact (a non-empty folder needs one of `marks`)."
     p = Path(path).expanduser()
-    if p.is_dir() and not p.is_symlink() and any(p.iterdir()) and not any(p.glob('bilstm_kd_*.json')):
-        raise UserError(f"{what} {p} is a folder that holds files bilstm-kd did not write; pass another path "
-                        "(nothing was changed)")
+    if p.is_dir() and not p.is_symlink() and (mine := sorted(e.name for e in p.iterdir())) \
+       and not any(next(p.glob(m), None) is not None for m in marks):
+        raise UserError(f"{what} {p} is a folder that holds files bilstm-kd did not write ({', '.join(mine[:3])}"
+                        f"{', ...' if len(mine) > 3 else ''}); pass another path (nothing was changed)")
     return p
 
 def check_out(path, folder: bool = True) -> Path:  # folder: the artefact is a folder (else a file)

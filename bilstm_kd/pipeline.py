@@ -14,7 +14,7 @@ from typing import Callable
 
 from .core import (cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
                             add_config_args, config_from_args, hub_offline, positive, set_aside, choose_threads, check_arg,
-                            COMMON_CHECKS)
+                            COMMON_CHECKS, replaceable)
 from .data import (TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of,
                             SELECTION, split_note, CARVED_NOTE)
 from .tokenization import vectors_id, resolve_backbone
@@ -452,11 +452,8 @@ def claim_folder(out, spec) -> Path:
     "Check, writing nothing, that `out` may hold this run: new, empty, or a run folder of the same task that no link leaves."
     out = Path(out).expanduser()
     if not out.is_dir(): return out   # new, or a file or a bad path (`RunPaths` says so)
-    entries = sorted(out.iterdir())
-    if entries and not any((out/m).exists() or (out/m).is_symlink() for m in RUN_MARKS):
-        raise UserError(f"--out {out} holds files bilstm-kd did not write ({', '.join(e.name for e in entries[:3])}"
-                        f"{', ...' if len(entries) > 3 else ''}); pass a new or empty folder (nothing was changed)")
-    for e in entries:
+    replaceable(out, marks=RUN_MARKS)   # the user's own files are never written over
+    for e in sorted(out.iterdir()):
         if e.is_symlink() and not e.resolve().is_relative_to(out.resolve()):
             raise UserError(f"{e} is a link to {os.readlink(e)}, outside the run folder, which a run would write through: "
                             "replace it with a copy, or pass another --out (nothing was changed)")

@@ -184,8 +184,8 @@ def load_teacher(path_or_name=None,        # teacher folder, hub id, or None for
     try:
         with _quiet_transformers():
             tok = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
-            model, loading = AutoModelForSequenceClassification.from_pretrained(
-                str(src), trust_remote_code=False, output_loading_info=True, **(_head_kwargs(spec) if spec and not classifier else {}))
+            model, loading = AutoModelForSequenceClassification.from_pretrained(str(src), trust_remote_code=False,
+                output_loading_info=True, **(_head_kwargs(spec) if spec and not classifier else {}))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:   # a truncated, empty or foreign file
         raise UserError(f"cannot load the teacher in {src} ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}); {fix}") from None
     if classifier: check_head(src, model, loading, spec, fix)

@@ -606,7 +606,7 @@ def test_a_lock_linked_outside_the_folder_truncates_nothing(tmp_path, glue, cach
 def test_run_never_writes_into_a_folder_of_the_users_own_files(tmp_path, glue, cache):
     mine = tmp_path/'results'; mine.mkdir()
     (mine/'report.html').write_text('<p>my report</p>'); (mine/'eval.json').write_text('{"mine": 1}')
-    one_line_error(cli('run', '--task', 'sst2', '--data-dir', glue, '--out', mine, '--quiet'), 'holds files bilstm-kd did not write (eval.json, report.html)')
+    one_line_error(cli('run', '--task', 'sst2', '--data-dir', glue, '--out', mine, '--quiet'), 'is a folder that holds files bilstm-kd did not write (eval.json, report.html)')
     assert tree_bytes(mine) == {'eval.json': b'{"mine": 1}', 'report.html': b'<p>my report</p>'}
 
 
