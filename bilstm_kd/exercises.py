@@ -6,16 +6,17 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/exercises.html.md"""
 
 # %% ../nbs/09_exercises.ipynb #c1085
 from __future__ import annotations
-import copy, functools, math, numbers, sys
+import builtins, copy, functools, inspect, math, numbers, secrets, types
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
-from .core import read_json
-from .data import load_task, read_glue_tsv, resolve_data_dir, texts_of
+from .core import UserError, read_json
+from .data import get_task, load_task, read_glue_tsv, resolve_data_dir, texts_of
 from .tokenization import Vocab, tokenize, teacher_tokenizer, MASK_TOKEN, _CLITIC, _TOKEN
 from .labels import padding_stats, length_batches, reliability, softmax
 from .augmentation import AugmentConfig, PosTable, draw, ngram_windows, mask_words, pos_replace
-from .student import StudentConfig, build_student
+from .student import StudentConfig, SiameseBiLSTM, build_student, encode
 from .distillation import kd_loss, kl_logits, mse_logits, train_epoch, fit
 from .speed import BERT_SIZES, bert_param_count
 
@@ -29,11 +30,17 @@ __all__ = ['check_majority_baseline', 'check_quoting_loss', 'check_unk_rate', 'c
 
 # %% ../nbs/09_exercises.ipynb #c1117
 class _Wrong(Exception): "A check's verdict on a wrong answer: one line saying what is wrong."
+def _line(e, n: int = 160) -> str: return ' '.join(str(e).split())[:n]
 def _verdict(check):
-    "A check that raises `_Wrong(msg)` returns `msg` instead."
+    "A check that never raises: `_Wrong(msg)` becomes `msg`, and wrong arguments, missing data or any other error one line too."
+    sig = inspect.signature(check)
     def run(*args, **kwargs):
+        try: sig.bind(*args, **kwargs)
+        except TypeError as e: return f"Not quite: call it as {check.__name__}({', '.join(sig.parameters)}) ({_line(e)})."
         try: return check(*args, **kwargs)
         except _Wrong as e: return str(e)
+        except UserError as e: return f"Not yet: {_line(e, 300)}"
+        except Exception as e: return f"Not quite: the check could not use your answer ({type(e).__name__}: {_line(e)})."
     return functools.wraps(check)(run)
 def _number(x, integer: bool = False):
     "`x` as a plain finite float (an int when `integer`), or None: bools, strings, arrays and look-alikes are not numbers."
@@ -47,28 +54,9 @@ def _as_number(x, integer: bool = False, what: str = 'a number'):
     v = _number(x, integer)
     if v is None: raise _Wrong(f"Not quite: answer with {what}{' (a whole number)' if integer else ''}, not a {type(x).__name__}.")
     return v
-def _same(fn, ref) -> bool:
-    "Is `fn` the object `ref`, or its function behind a partial or a bound method, or a function with its code?"
-    f = getattr(fn, 'func', fn); f = getattr(f, '__func__', f)
-    return f is ref or getattr(f, '__code__', 0) is getattr(ref, '__code__', 1)
-def _call(fn, refs: dict, *args, **kwargs):
-    "fn(*args, **kwargs) for a check: errors become verdicts, and `fn` may not be or call a reference in `refs` ({name: obj})."
-    if not callable(fn): raise _Wrong(f"Not quite: pass your function itself (its name, no parentheses), not {type(fn).__name__}.")
-    for name, r in refs.items():
-        if _same(fn, r): raise _Wrong(f"Not quite: that is the library's own {name}; write your own function.")
-    codes, hits = {r.__code__: n for n, r in refs.items() if hasattr(r, '__code__')}, []
-    objs = {id(r): n for n, r in refs.items() if not hasattr(r, '__code__')}    # e.g. a compiled regex
-    def watch(frame, event, arg):
-        if event == 'call' and frame.f_code in codes: hits.append(codes[frame.f_code])
-        elif event == 'c_call' and id(getattr(arg, '__self__', None)) in objs: hits.append(objs[id(arg.__self__)])
-    old = sys.getprofile(); sys.setprofile(watch)
-    try: out = fn(*args, **kwargs)
-    except NotImplementedError: raise _Wrong("Not yet: your function still raises NotImplementedError; write its body.") from None
-    except _Wrong: raise
-    except Exception as e: raise _Wrong(f"Not quite: your function raised {type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
-    finally: sys.setprofile(old)
-    if hits: raise _Wrong(f"Not quite: your function calls the library's {hits[0]}; write that part yourself.")
-    return out
+def _fresh() -> int:
+    "A seed no learner can know in advance: every check draws its hidden cases anew on each call."
+    return secrets.randbits(32)
 def _close(a, b, tol: float = 1e-5) -> bool: return abs(a - b) <= tol * max(1.0, abs(b))
 _PERCENT = "Not quite: that is a percentage; answer with a fraction between 0 and 1."
 def _grade(a: float, truth: float, tol: float, right: str, near: dict, otherwise: str) -> str:
@@ -76,41 +64,134 @@ def _grade(a: float, truth: float, tol: float, right: str, near: dict, otherwise
     if abs(a - truth) <= tol: return right
     return next((m for v, m in near.items() if abs(a - v) <= tol), otherwise)
 
+# %% ../nbs/09_exercises.ipynb #c1124
+def _function(obj):
+    "The plain Python function behind `obj`: itself, a bound method's, a partial's, a decorated function's (`__wrapped__`); else None."
+    for _ in range(8):
+        if isinstance(obj, functools.partial): obj = obj.func
+        elif isinstance(obj, types.MethodType): obj = obj.__func__
+        elif isinstance(obj, types.FunctionType):
+            if (w := getattr(obj, '__wrapped__', None)) is None: return obj
+            obj = w
+        else: return None
+    return None
+def _same(fn, ref) -> bool:
+    "Is `fn` the object `ref`, or a function (behind a partial or a bound method) that runs `ref`'s code?"
+    f, r = _function(fn), _function(ref)
+    return fn is ref or (f is not None and r is not None and f.__code__ is r.__code__)
+def _names(f) -> set:
+    "Every global or attribute name the code of `f` (and of the functions nested in it) reads."
+    names, stack = set(), [f.__code__]
+    while stack:
+        c = stack.pop(); names |= set(c.co_names); stack += [k for k in c.co_consts if isinstance(k, types.CodeType)]
+    return names
+def _cell(c):
+    try: return c.cell_contents
+    except ValueError: return None   # an empty cell
+def _reads(f) -> list:
+    "The objects `f` can reach by name: its globals, module attributes, closure cells and defaults."
+    names, out = _names(f), [_cell(c) for c in f.__closure__ or ()]
+    out += [f.__globals__[n] if n in f.__globals__ else getattr(builtins, n, None) for n in names]
+    out += list(f.__defaults__ or ()) + list((f.__kwdefaults__ or {}).values())
+    mods, seen = [o for o in out if isinstance(o, types.ModuleType)], set()
+    while mods:   # `import bilstm_kd.tokenization as tk; tk._CLITIC`, or bilstm_kd.tokenization._CLITIC
+        m = mods.pop()
+        if id(m) in seen: continue
+        seen.add(id(m)); more = [getattr(m, n, None) for n in names]
+        out += more; mods += [o for o in more if isinstance(o, types.ModuleType)]
+    return out
+def _reaches(fn, refs: dict, depth: int = 3) -> str | None:
+    "The name of a reference in `refs` that `fn`'s code names, directly or through the learner's own helpers; else None."
+    ids = {id(r): n for n, r in refs.items()}
+    codes = {f.__code__: n for n, r in refs.items() if (f := _function(r)) is not None}
+    seen = set()
+    def visit(obj, d):
+        if id(obj) in ids: return ids[id(obj)]
+        f = _function(obj)
+        if f is None and callable(obj) and not isinstance(obj, type): f = _function(getattr(type(obj), '__call__', None))
+        if f is None: return None
+        if f.__code__ in codes: return codes[f.__code__]
+        if d < 0 or id(f) in seen or str(getattr(f, '__module__', '')).startswith('bilstm_kd'): return None
+        seen.add(id(f))
+        return next((n for o in _reads(f) if (n := visit(o, d - 1))), None)
+    for o in (fn, getattr(fn, '__self__', None), *getattr(fn, 'args', ()), *getattr(fn, 'keywords', {}).values()):
+        if o is not None and (n := visit(o, depth)): return n
+    return None
+
+# %% ../nbs/09_exercises.ipynb #c1127
+_TRIPS: dict = {}   # id of a library function under a tripwire -> what runs in its place
+@contextmanager
+def _tripwires(refs: dict, hits: list):
+    "While on, each Python function of `refs` appends its name to `hits` when anything runs it, in any thread, whatever profiler is set."
+    swapped = []
+    try:
+        for name, r in refs.items():
+            f = _function(r)
+            if f is None or f.__closure__ or id(f) in _TRIPS: continue
+            clone = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__)
+            clone.__kwdefaults__ = f.__kwdefaults__
+            _TRIPS[id(f)] = lambda *a, _n=name, _c=clone, **k: (hits.append(_n), _c(*a, **k))[1]
+            ns = {}
+            f.__globals__['__bilstm_kd_trips__'] = _TRIPS     # the stand-in code finds the recorder through the function's own globals
+            exec(f"def f(*args, **kwargs): return __bilstm_kd_trips__[{id(f)}](*args, **kwargs)", {}, ns)
+            swapped.append((f, f.__code__)); f.__code__ = ns['f'].__code__
+        yield hits
+    finally:
+        for f, code in swapped: f.__code__ = code; _TRIPS.pop(id(f), None)
+def _call(fn, refs: dict, *args, **kwargs):
+    "fn(*args, **kwargs) for a check: errors become verdicts, and `fn` may not be, name or run a reference in `refs` ({name: obj})."
+    if not callable(fn): raise _Wrong(f"Not quite: pass your function itself (its name, no parentheses), not {type(fn).__name__}.")
+    for name, r in refs.items():
+        if _same(fn, r): raise _Wrong(f"Not quite: that is the library's own {name}; write your own function.")
+    if (name := _reaches(fn, refs)): raise _Wrong(f"Not quite: your function uses the library's {name}; write that part yourself.")
+    with _tripwires(refs, []) as hits:
+        try: out, err = fn(*args, **kwargs), None
+        except NotImplementedError: raise _Wrong("Not yet: your function still raises NotImplementedError; write its body.") from None
+        except _Wrong: raise
+        except Exception as e: out, err = None, e
+    if hits: raise _Wrong(f"Not quite: your function calls the library's {hits[0]}; write that part yourself.")
+    if err is not None: raise _Wrong(f"Not quite: your function raised {type(err).__name__}: {_line(err)}")
+    if out is None: raise _Wrong("Not quite: your function returned None; did you forget `return`?")
+    return out
+
 # %% ../nbs/09_exercises.ipynb #c1076
 @_verdict
-def check_majority_baseline(answer: float, data_dir=None):
-    "Exercise 1: the share of positive rows in SST-2 train."
+def check_majority_baseline(answer: float):  # your share of positive rows in SST-2 train, 0..1
+    "Exercise 1: the share of positive rows in SST-2 train (read by the check itself: `$BILSTM_KD_DATA`, else the hub)."
     a = _as_number(answer, what='a fraction between 0 and 1')
-    truth = float(np.mean(load_task('sst2', data_dir=data_dir, verbose=False)['train']['label']))
+    truth = float(np.mean(load_task('sst2', verbose=False)['train']['label']))
     return _grade(a, truth, 5e-4, f"Correct: {truth:.4f}. A majority-class model scores {truth:.1%} on train.",
                   {1 - truth: "That is the share of *negative* rows; the question asks for positives.", 100 * truth: _PERCENT},
                   f"Not quite: you said {a:.4f}. Count `label == 1` and divide by the number of rows.")
 
 @_verdict
-def check_quoting_loss(answer: int, data_dir=None):
+def check_quoting_loss(answer: int):  # your number of MNLI dev_matched rows that default quoting loses
     "Exercise 2: rows lost when MNLI dev_matched is read with default quoting."
     import pandas as pd
     a = _as_number(answer, integer=True, what='a number of rows')
-    path = resolve_data_dir(data_dir)/'MNLI'/'dev_matched.tsv'
+    path = resolve_data_dir(None)/'MNLI'/'dev_matched.tsv'
     truth = len(read_glue_tsv(path, 'mnli')) - len(pd.read_csv(path, sep='\t', dtype=str, keep_default_na=False))
     return _grade(a, truth, 0, f"Correct: {truth} rows vanish, silently merged into neighbours by stray quotes.", {0: "Not quite: default quoting does lose rows."},
                   f"Not quite: you said {a}. Compare len(read_glue_tsv(...)) with len(pd.read_csv(path, sep='\\t')).")
 
 # %% ../nbs/09_exercises.ipynb #c1103
+@functools.lru_cache(maxsize=4)
+def _unk_share(max_train: int | None) -> float:
+    "The <unk> share of SST-2 dev tokens under chapter 01's vocabulary, built from `max_train` training sentences (None: all)."
+    dd = load_task('sst2', max_train=max_train, verbose=False)
+    vocab = Vocab.build([tokenize(t) for t in dd['train']['text_a']])
+    ids = [i for t in dd['validation']['text_a'] for i in vocab.encode(t)]
+    return sum(i == vocab.unk_index for i in ids) / len(ids)
 @_verdict
-def check_unk_rate(answer: float, vocab: Vocab, texts) -> str:
-    "Exercise 1: the share of tokens of `texts` that `vocab` maps to `<unk>`."
-    a = _as_number(answer, what='a fraction between 0 and 1')
-    texts = list(texts)
-    if not isinstance(vocab, Vocab) or len(vocab) < 100 or len(texts) < 100 or not all(isinstance(t, str) for t in texts):
-        return "Not quite: pass the chapter's sst_vocab and all the dev sentences (dev_texts), not a sample or a stand-in."
-    ids = [i for t in texts for i in vocab.encode(t)]
-    truth = sum(i == vocab.unk_index for i in ids) / max(len(ids), 1)
-    if truth == 0: return "Not quite: these texts have no unknown token at all; pass the SST-2 dev sentences."
-    return _grade(a, truth, 1e-3, f"Correct: {truth:.2%} of tokens are <unk>.", {100 * truth: _PERCENT},
-                  f"Not quite: you said {a:.4f}. Encode each text and count ids equal to vocab.unk_index, over all tokens.")
+def check_unk_rate(answer: float) -> str:  # your share of SST-2 dev tokens that the chapter's `sst_vocab` maps to <unk>
+    "Exercise 1: the <unk> share of dev tokens under chapter 01's vocabulary (5,000 training sentences; all of them with FULL)."
+    a, truth = _as_number(answer, what='a fraction between 0 and 1'), _unk_share(5000)
+    if abs(a - truth) <= 1e-3: return f"Correct: {truth:.2%} of dev tokens are <unk> under a vocabulary of 5,000 training sentences."
+    if abs(a - (full := _unk_share(None))) <= 1e-3: return f"Correct for FULL: {full:.2%} of dev tokens are <unk> under the whole training set's vocabulary."
+    return _grade(a, truth, 1e-3, '', {100 * truth: _PERCENT, 100 * full: _PERCENT},
+                  f"Not quite: you said {a:.4f}. Encode every dev sentence with sst_vocab and count the ids equal to sst_vocab.unk_index, over all tokens.")
 _CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
-def _clitic_cases(seed: int = 0, n: int = 40) -> dict:
+def _clitic_cases(seed: int, n: int = 40) -> dict:
     "Hidden cases {text: PTB split}: fixed ones, then random stems with clitics among plain words."
     cases = {"doesn't": "does n't", "it's good": "it 's good", "we're": "we 're", "i'd've": "i 'd 've", "don't": "do n't",
              "can't": "ca n't", "plain words": "plain words", "rock 'n' roll at 5 o'clock": "rock 'n' roll at 5 o'clock"}
@@ -121,10 +202,10 @@ def _clitic_cases(seed: int = 0, n: int = 40) -> dict:
         cases[' '.join(s + c for s, c in ws)] = ' '.join(f'{s} {c}' if c else s for s, c in ws)
     return cases
 @_verdict
-def check_split_clitics(fn) -> str:
+def check_split_clitics(fn) -> str:  # your split_clitics(text: str) -> str
     "Exercise 2: a function that splits PTB clitics (n't, 's, 're, 've, 'll, 'd, 'm) off lower-case words."
     refs = {'tokenize': tokenize, '_CLITIC': _CLITIC, '_TOKEN': _TOKEN}
-    for text, want in _clitic_cases().items():
+    for text, want in _clitic_cases(_fresh()).items():
         got = _call(fn, refs, text)
         if not isinstance(got, str): return f"Not quite: return the text as one string, not {type(got).__name__}."
         g, w = got.split(), want.split()
@@ -135,50 +216,47 @@ def check_split_clitics(fn) -> str:
     return "Correct: every clitic is split the PTB way, and nothing else moves."
 
 # %% ../nbs/09_exercises.ipynb #c1120
+def _pack() -> Path:
+    "The course pack the chapters read (a check never builds one: it says how)."
+    from bilstm_kd.course import course_pack
+    return course_pack(build=False)
+def _dev_texts() -> list: return texts_of(load_task('sst2', verbose=False)['validation'])
 @_verdict
-def check_padding_saved(answer: int, tokenizer=None, data_dir=None):  # your number; the teacher tokenizer (default: MiniLM's)
-    "Exercise 1: padding tokens saved by length-sorting the SST-2 dev sentences in batches of 64."
+def check_padding_saved(answer: int):  # your number of padding tokens that length-sorted batches save
+    "Exercise 1: padding tokens saved by length-sorting the SST-2 dev sentences in batches of 64 (the course pack's teacher tokenizer)."
     a = _as_number(answer, integer=True, what='a number of tokens')
-    tok = tokenizer or teacher_tokenizer()
-    from transformers import PreTrainedTokenizerBase
-    if not isinstance(tok, PreTrainedTokenizerBase): return "Not quite: pass the teacher's tokenizer (teacher.tokenizer), not a stand-in."
-    texts = texts_of(load_task('sst2', data_dir, verbose=False)['validation'])
+    texts, tok = _dev_texts(), teacher_tokenizer(_pack()/'teacher')
     lens = [len(x) for x in tok(texts, truncation=True, max_length=128)['input_ids']]
     plain, srt = padding_stats(lens, [np.arange(i, min(i + 64, len(lens))) for i in range(0, len(lens), 64)]), padding_stats(lens, length_batches(lens, 64))
     truth = plain['padding'] - srt['padding']
     return _grade(a, truth, 0, f"Correct: {truth} of {plain['padding']} padding tokens disappear; the batches now hold {srt['padded']} instead of {plain['padded']} tokens for {plain['real']} real ones.",
                   {plain['padding']: "That is all the padding of file order; subtract what sorted batches still pad."},
                   f"Not quite ({a}). Count tokens with the teacher's tokenizer (special tokens included, truncation at 128), then compare padding_stats of file-order batches with that of length_batches(lens, 64).")
-def _is_transformer(model) -> bool:
-    "A BERT-family model: embeddings, linear layers and LayerNorms, and over a million parameters."
-    return (isinstance(model, torch.nn.Module) and {torch.nn.Embedding, torch.nn.Linear, torch.nn.LayerNorm} <= {type(m) for m in model.modules()}
-            and sum(p.numel() for p in model.parameters()) > 1_000_000)
 @_verdict
-def check_int8_fraction(answer: float, model):  # the fraction of parameters int8 converts (0..1); the teacher's model
-    "Exercise 2: the share of parameters in `nn.Linear` weights (what dynamic int8 quantises)."
+def check_int8_fraction(answer: float):  # your fraction of the teacher's parameters that int8 converts, 0..1
+    "Exercise 2: the share of the course pack teacher's parameters in `nn.Linear` weights (what dynamic int8 quantises)."
+    from transformers import AutoConfig, AutoModelForSequenceClassification
     a = _as_number(answer, what='a fraction between 0 and 1')
-    if not _is_transformer(model): return "Not quite: pass the teacher's model (teacher.model), not a stand-in module."
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(str(_pack()/'teacher')))   # its shapes; weights unneeded
     share = lambda kind: sum(m.weight.numel() for m in model.modules() if isinstance(m, kind)) / sum(p.numel() for p in model.parameters())
     truth, emb = share(torch.nn.Linear), share(torch.nn.Embedding)
     return _grade(a, truth, 0.005, f"Correct: {truth:.3f} of the parameters. Embeddings are {emb:.3f} of the model and stay fp32, so the weights shrink to "
                   f"{(1 - truth) + truth / 4:.2f}x their size, not 0.25x; the speed-up comes from int8 matrix products, where nearly all the compute is.",
                   {1 - truth: "That is the share that stays fp32; the question asks for the int8 share.", 100 * truth: _PERCENT},
                   f"Not quite ({a:.3f}). Sum `weight.numel()` over nn.Linear modules and divide by all parameters.")
-def _dev_logits_problem(logits, labels) -> str | None:
-    "Why `logits`, `labels` are not a trained model's dev predictions (None when they may be)."
-    try: z, y = np.asarray(logits, dtype=float), np.asarray(labels)
-    except (TypeError, ValueError): return "logits must be numbers"
-    if z.ndim != 2 or z.shape[1] < 2 or y.shape != (len(z),) or not np.isfinite(z).all(): return "logits must be [N, C] and labels [N]"
-    if len(z) < 100: return f"{len(z)} rows is a sample"
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= z.shape[1] or len(set(y.tolist())) < 2: return "labels must be gold classes of both kinds"
-    if np.ptp(softmax(z).max(1)) < 1e-3 or (z.argmax(1) == y).mean() <= 1 / z.shape[1]: return "they are not a trained model's predictions"
-    return None
+@functools.lru_cache(maxsize=2)
+def _teacher_dev_logits(teacher_dir: str, stamp: float):  # stamp: the pack manifest's mtime (a rebuilt pack is read again)
+    "The course pack teacher's logits on SST-2 dev, and the gold labels."
+    from bilstm_kd.teacher import load_teacher
+    from bilstm_kd.labels import teacher_logits
+    dev = load_task('sst2', verbose=False)['validation']
+    return teacher_logits(load_teacher(teacher_dir), texts_of(dev), progress=False), np.asarray(dev['label'])
 @_verdict
-def check_ece(answer: float, logits, labels, n_bins: int = 10):  # your ECE; the teacher's dev logits [N, C]; gold labels [N]
-    "Exercise 3: expected calibration error with `n_bins` equal-width confidence bins."
-    a = _as_number(answer, what='a number between 0 and 1')
-    if (why := _dev_logits_problem(logits, labels)): return f"Not quite: pass the teacher's dev logits and the gold dev labels ({why})."
-    truth = reliability(softmax(np.asarray(logits, dtype=float)), np.asarray(labels), n_bins)['ece']
+def check_ece(answer: float):  # your expected calibration error of the course pack's teacher on SST-2 dev
+    "Exercise 3: expected calibration error of the course pack's teacher on SST-2 dev, ten equal-width confidence bins."
+    a, pack = _as_number(answer, what='a number between 0 and 1'), _pack()
+    logits, labels = _teacher_dev_logits(str(pack/'teacher'), (pack/'manifest.json').stat().st_mtime)
+    truth = reliability(softmax(logits), labels, 10)['ece']
     return _grade(a, truth, 1e-3, f"Correct: ECE = {truth:.4f}. " + ("Well calibrated." if truth < 0.03 else "Noticeably miscalibrated: the student will learn these over- or under-confident logits too."), {},
                   f"Not quite ({a:.4f}). Confidence = max softmax probability; bin i holds conf in [i/10, (i+1)/10) (1.0 in the last bin); weight each bin's |accuracy - mean confidence| by its share of rows.")
 
@@ -186,9 +264,14 @@ def check_ece(answer: float, logits, labels, n_bins: int = 10):  # your ECE; the
 _AUG_REFS = {'draw': draw, 'ngram_windows': ngram_windows, 'mask_words': mask_words, 'pos_replace': pos_replace, 'PosTable.sample': PosTable.sample}
 def _same_seed(fn, args: tuple, refs: dict, what: str):
     "A verdict unless `fn(*args, rng)` repeats under one seed and varies across seeds."
-    runs = [[_call(fn, refs, *[list(a) if isinstance(a, list) else a for a in args], np.random.default_rng(s)) for _ in range(2)] for s in range(12)]
-    if any(list(a) != list(b) for a, b in runs): raise _Wrong(f"Not quite: the same seed gave two different {what}; draw only from the rng you are given.")
-    if len({repr(list(a)) for a, _ in runs}) == 1: raise _Wrong(f"Not quite: twelve seeds gave the same {what}; draw from the rng you are given.")
+    runs = [[_listed(_call(fn, refs, *[list(a) if isinstance(a, list) else a for a in args], np.random.default_rng(s)), what) for _ in range(2)]
+            for s in np.random.default_rng(_fresh()).integers(0, 2**32, 12).tolist()]
+    if any(a != b for a, b in runs): raise _Wrong(f"Not quite: the same seed gave two different {what}; draw only from the rng you are given.")
+    if len({repr(a) for a, _ in runs}) == 1: raise _Wrong(f"Not quite: twelve seeds gave the same {what}; draw from the rng you are given.")
+def _listed(o, what: str = 'result') -> list:
+    "`o` as a list, or a verdict: a string, a number or a dict is not a sequence of words."
+    if isinstance(o, (str, bytes, dict)) or not hasattr(o, '__iter__'): raise _Wrong(f"Not quite: return the {what} as a list, not {type(o).__name__}.")
+    return list(o)
 def _ngram_stats(outs, toks, L: int, what: str):
     "A verdict unless every output is a contiguous n-gram of `toks`, n ~ U{1..5} clipped to L, starts uniform."
     ns, starts = [], []
@@ -204,27 +287,23 @@ def _ngram_stats(outs, toks, L: int, what: str):
     if L == 8 and np.abs(np.bincount(ones, minlength=8) / max(len(ones), 1) - 1 / 8).max() > 0.07:
         raise _Wrong("Not quite: not every start is equally likely; draw start ~ U{0, ..., L - n}.")
 @_verdict
-def check_ngram(fn, n_draws: int = 3000, seed: int = 0) -> str:  # fn(tokens: list[str], rng: np.random.Generator) -> list[str]
-    "Exercise 1: does `fn` keep a contiguous n-gram, n ~ U{1..5} clipped to the length, at a uniform position?"
-    rng = np.random.default_rng(seed)
-    if list(_call(fn, _AUG_REFS, [], rng)) != []: return "Not quite: an empty sentence has no n-gram; return []."
-    for toks in ([f'w{i}' for i in range(L)] for L in (1, 3, 8)): _ngram_stats([list(_call(fn, _AUG_REFS, toks[:], rng)) for _ in range(n_draws)], toks, len(toks), 'your n-gram')
+def check_ngram(fn) -> str:  # your ngram(tokens: list[str], rng: np.random.Generator) -> list[str]
+    "Exercise 1: does `fn` keep a contiguous n-gram, n ~ U{1..5} clipped to the length, at a uniform position? (fresh draws on every call)"
+    rng, n_draws = np.random.default_rng(_fresh()), 3000
+    if _listed(_call(fn, _AUG_REFS, [], rng), 'n-gram') != []: return "Not quite: an empty sentence has no n-gram; return []."
+    for toks in ([f'w{i}' for i in range(L)] for L in (1, 3, 8)): _ngram_stats([_listed(_call(fn, _AUG_REFS, toks[:], rng), 'n-gram') for _ in range(n_draws)], toks, len(toks), 'your n-gram')
     _same_seed(fn, ([f'w{i}' for i in range(8)],), _AUG_REFS, 'n-grams')
     return "Correct: contiguous runs, n uniform on 1..5 and clipped to the length, starts uniform."
 
 @_verdict
-def check_copy_prob(answer: float,                 # your probability
-                    L: int = 8, p_mask: float | None = None, p_pos: float | None = None, p_ng: float | None = None) -> str:
-    "Exercise 2: the probability that a draw of an L-word sentence is an exact copy (replacements always differ)."
-    a = _as_number(answer, what='a probability between 0 and 1')
-    d = AugmentConfig(**{k: v for k, v in dict(p_mask=p_mask, p_pos=p_pos, p_ng=p_ng).items() if v is not None})
-    p_mask, p_pos, p_ng = d.p_mask, d.p_pos, d.p_ng
-    keep_words = (1 - p_mask - p_pos) ** L
-    full_ngram = max(0, 6 - L) / 5 if L >= 1 else 1.0      # P(n >= L): the n-gram is the whole sentence
-    truth = keep_words * (1 - p_ng + p_ng * full_ngram)
+def check_copy_prob(answer: float) -> str:  # your probability that one draw of an 8-word sentence is an exact copy
+    "Exercise 2: the probability that a draw of an 8-word sentence is an exact copy at the paper's rates (replacements always differ)."
+    a, d, L = _as_number(answer, what='a probability between 0 and 1'), AugmentConfig(), 8
+    keep_words = (1 - d.p_mask - d.p_pos) ** L
+    truth = keep_words * (1 - d.p_ng)       # an n-gram of at most 5 words always shortens 8 words
     return _grade(a, truth, 5e-3, f"Correct: {truth:.4f} = (1 - p_mask - p_pos)^{L} x (1 - p_ng) -- for 8 words an n-gram (n <= 5) always shortens it.",
                   {keep_words: "Not quite: that counts only the word rules; the n-gram step shortens the sentence with probability p_ng.",
-                   1 - p_mask - p_pos: "Not quite: that is the chance that one word is untouched; all the words must be untouched."},
+                   1 - d.p_mask - d.p_pos: "Not quite: that is the chance that one word is untouched; all the words must be untouched."},
                   f"Not quite: you said {a:.4f}. Every word must escape both rules, and the n-gram step must not fire.")
 def _hidden_counts(rng) -> dict:
     "Word counts per tag with made-up words: uneven shares, and a tag with a single word."
@@ -232,9 +311,9 @@ def _hidden_counts(rng) -> dict:
     return {'NN': dict(zip([name() for _ in range(3)], rng.permutation([7, 2, 1]).tolist())),
             'JJ': dict(zip([name() for _ in range(2)], rng.permutation([4, 1]).tolist())), 'DT': {name(): 5}}
 @_verdict
-def check_pos_sampler(fn, n_draws: int = 6000, seed: int = 0) -> str:  # fn(counts: dict[tag, dict[word, count]], tag, rng) -> word
-    "Exercise 3: does `fn` draw a word of `tag` with probability proportional to its count?"
-    counts = _hidden_counts(rng := np.random.default_rng(seed))
+def check_pos_sampler(fn) -> str:  # your sample_word(counts: dict[tag, dict[word, count]], tag, rng) -> word
+    "Exercise 3: does `fn` draw a word of `tag` with probability proportional to its count? (made-up words, fresh on every call)"
+    counts, n_draws = _hidden_counts(rng := np.random.default_rng(_fresh())), 6000
     for tag in ('NN', 'JJ'):
         got = [_call(fn, _AUG_REFS, counts, tag, rng) for _ in range(n_draws // 2)]
         if bad := sorted({str(w) for w in got} - set(counts[tag])): return f"Not quite: you drew {bad[:3]}, which are not words of the tag {tag}; draw only from counts[tag]."
@@ -251,7 +330,7 @@ def _aug_case(rng, L: int):
     tags = [str(t) for t in rng.choice(['NN', 'JJ', 'VB'], L)]
     vocab = {t: {f'{t.lower()}{k}': int(c) for k, c in enumerate(rng.permutation([8, 4, 2, 1]))} for t in ('NN', 'JJ', 'VB')}
     return [f'w{i}' for i in range(L)], tags, vocab
-def _aug_draws(fn, case, n: int, seed: int, **p) -> list:
+def _aug_draws(fn, case, n: int, seed, **p) -> list:
     "n outputs of `fn` on `case` from one seeded generator, each checked to be a list of words."
     (words, tags, vocab), rng, outs = case, np.random.default_rng(seed), []
     for _ in range(n):
@@ -291,28 +370,28 @@ def _window_of(o, case) -> bool:
     fits = lambda s: all(w in (words[s + j], MASK_TOKEN) or w in vocab[tags[s + j]] for j, w in enumerate(o))
     return (len(o) == len(words) or 1 <= len(o) <= 5) and any(fits(s) for s in range(len(words) - len(o) + 1))
 @_verdict
-def check_augment_pass(fn) -> str:  # fn(words, tags, vocab, rng, p_mask=0.1, p_pos=0.1, p_ng=0.25) -> list of words
+def check_augment_pass(fn) -> str:  # your augment_once(words, tags, vocab, rng, p_mask=0.1, p_pos=0.1, p_ng=0.25) -> list of words
     "Build-the-paper exercise (03): one pass of the three augmentation rules of §3.3, by statistics over seeded draws."
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(base := _fresh())
     for L in (0, 1, 2, 7):
-        if _aug_draws(fn, case := _aug_case(rng, L), 3, L, p_mask=0.0, p_pos=0.0, p_ng=0.0) != [case[0]] * 3:
+        if _aug_draws(fn, case := _aug_case(rng, L), 3, (base, L), p_mask=0.0, p_pos=0.0, p_ng=0.0) != [case[0]] * 3:
             return "Not quite: with p_mask = p_pos = p_ng = 0 the sentence must come back unchanged."
-    if _aug_draws(fn, _aug_case(rng, 0), 5, 1, p_mask=0.5, p_pos=0.5, p_ng=1.0) != [[]] * 5:
+    if _aug_draws(fn, _aug_case(rng, 0), 5, (base, 1), p_mask=0.5, p_pos=0.5, p_ng=1.0) != [[]] * 5:
         return "Not quite: an empty sentence has nothing to augment; return []."
     case = _aug_case(rng, 10)
     for p_mask, p_pos, n in ((0.3, 0.0, 600), (0.0, 0.3, 900), (0.3, 0.4, 600)):
-        m, s, per_pos, var = _word_rules(_aug_draws(fn, case, n, 1, p_mask=p_mask, p_pos=p_pos, p_ng=0.0), case, p_mask, p_pos)
+        m, s, per_pos, var = _word_rules(_aug_draws(fn, case, n, (base, 1), p_mask=p_mask, p_pos=p_pos, p_ng=0.0), case, p_mask, p_pos)
         where = f"with p_mask = {p_mask} and p_pos = {p_pos}"
         if abs(m - p_mask) > 0.03: return f"Not quite: {where} you masked {m:.1%} of the words; mask a word when its own X_i < p_mask."
         if abs(s - p_pos) > 0.03: return f"Not quite: {where} you swapped {s:.1%} of the words; one draw X_i per word decides both rules: swap when p_mask <= X_i < p_mask + p_pos."
         if p_mask and (np.abs(per_pos - p_mask).max() > 0.1 or var < 0.5 * len(case[0]) * p_mask * (1 - p_mask)):
             return f"Not quite: {where} the masks do not fall on each word independently; draw one X_i for every word."
-    if _swap_shares(_aug_draws(fn, case, 900, 2, p_mask=0.0, p_pos=0.3, p_ng=0.0), case) > 5:   # 5 standard errors
+    if _swap_shares(_aug_draws(fn, case, 900, (base, 2), p_mask=0.0, p_pos=0.3, p_ng=0.0), case) > 5:   # 5 standard errors
         return "Not quite: replacements do not follow the counts; draw the new word with probability count / total of its tag."
-    for L in (1, 3, 8): _ngram_stats(_aug_draws(fn, c := _aug_case(rng, L), 2000, L, p_mask=0.0, p_pos=0.0, p_ng=1.0), c[0], L, 'with p_ng = 1 your pass')
-    short = np.mean([len(o) < 8 for o in _aug_draws(fn, _aug_case(rng, 8), 2000, 3, p_mask=0.0, p_pos=0.0, p_ng=0.25)])
+    for L in (1, 3, 8): _ngram_stats(_aug_draws(fn, c := _aug_case(rng, L), 2000, (base, L), p_mask=0.0, p_pos=0.0, p_ng=1.0), c[0], L, 'with p_ng = 1 your pass')
+    short = np.mean([len(o) < 8 for o in _aug_draws(fn, _aug_case(rng, 8), 2000, (base, 3), p_mask=0.0, p_pos=0.0, p_ng=0.25)])
     if abs(short - 0.25) > 0.045: return f"Not quite: with p_ng = 0.25 you sampled an n-gram in {short:.1%} of the draws; do it with probability p_ng."
-    outs = _aug_draws(fn, c := _aug_case(rng, 9), 400, 4, p_mask=0.2, p_pos=0.2, p_ng=0.5)
+    outs = _aug_draws(fn, c := _aug_case(rng, 9), 400, (base, 4), p_mask=0.2, p_pos=0.2, p_ng=0.5)
     if not all(_window_of(o, c) for o in outs):
         return "Not quite: with all three rules on, an n-gram must be a contiguous window of the sample after the word rules."
     _same_seed(lambda w, r: fn(w, c[1], c[2], r, p_mask=0.3, p_pos=0.3, p_ng=0.5), ((c := _aug_case(rng, 12))[0],), _AUG_REFS, 'samples')
@@ -324,29 +403,31 @@ def _param_parts(embed_dim, hidden, fc, num_labels, multichannel, pair):
     return {'lstm': 2 * 4 * (hidden * d + hidden * hidden + 2 * hidden),
             'fc': (8 if pair else 2) * hidden * fc + fc, 'out': fc * num_labels + num_labels}
 @_verdict
-def check_param_count(answer: int, embed_dim: int = 300, hidden: int = 150, fc: int = 200, num_labels: int = 2,
-                      multichannel: bool = True, pair: bool = False):  # your count without embeddings; the architecture you counted
-    "Verdict on a hand count of the student's parameters (without embeddings)."
+def check_param_count(answer: int):  # your count of the paper's single-sentence student, without embeddings
+    "Exercise 1: a hand count of the paper's student (300-d multichannel input, 150 hidden, 200 FC, 2 labels) without embeddings."
     a = _as_number(answer, integer=True, what='a count of parameters')
-    total = sum((parts := _param_parts(embed_dim, hidden, fc, num_labels, multichannel, pair)).values())
+    embed_dim, hidden, fc, pair = 300, 150, 200, False
+    total = sum((parts := _param_parts(embed_dim, hidden, fc, 2, True, pair)).values())
     say = f"Not quite: you said {a:,}, too {'many' if a > total else 'few'}: "
     return _grade(a, total, 0, f"Correct: {total:,} = LSTM {parts['lstm']:,} + FC {parts['fc']:,} + output {parts['out']:,}.",
                   {total - parts['lstm'] // 2: say + "you counted one LSTM direction; the BiLSTM has two.",
                    total - 2 * 4 * hidden: say + "you used one bias per gate; PyTorch keeps b_ih and b_hh.",
-                   total - 2 * 4 * hidden * embed_dim * (1 if multichannel else 0): say + "the multichannel input is 2 × embed_dim wide.",
-                   total - parts['fc'] + (8 if pair else 2) * hidden * fc // 2: say + "the FC layer reads both directions: 2 × hidden inputs."},
+                   total - 2 * 4 * hidden * embed_dim: say + "the multichannel input is 2 × embed_dim wide.",
+                   total - parts['fc'] + 2 * hidden * fc // 2: say + "the FC layer reads both directions: 2 × hidden inputs."},
                   say + "count 4 gates × (input + recurrent + 2 biases) per direction, then the FC and output layers.")
 
 # %% ../nbs/09_exercises.ipynb #c1108
 def _pair_ref(h1, h2): return torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], -1)
+_PAIR_REFS = {'pair features': _pair_ref, 'SiameseBiLSTM': SiameseBiLSTM.forward}
 @_verdict
-def check_pair_features(fn):  # your function (h1 [B, H], h2 [B, H]) -> [B, 4H]
-    "Build-the-paper exercise (04): the siamese feature vector [h1, h2, h1⊙h2, |h1−h2|] of §3.1, on hidden shapes."
-    g = torch.Generator().manual_seed(0)
-    for B, H in ((3, 4), (1, 1), (1, 6), (5, 2), (2, 7)):
+def check_pair_features(fn):  # your features(h1 [B, H], h2 [B, H]) -> [B, 4H]
+    "Build-the-paper exercise (04): the siamese feature vector [h1, h2, h1⊙h2, |h1−h2|] of §3.1, on fresh hidden shapes."
+    g = torch.Generator().manual_seed(_fresh())
+    shapes = [(1, 1), (1, 6)] + [tuple(int(x) for x in torch.randint(2, 9, (2,), generator=g)) for _ in range(3)]
+    for B, H in shapes:
         h1, h2 = (torch.randn(B, H, generator=g, dtype=torch.float64).requires_grad_() for _ in range(2))
         keep = h1.detach().clone(), h2.detach().clone()
-        got = _call(fn, {'pair features': _pair_ref}, h1, h2)
+        got = _call(fn, _PAIR_REFS, h1, h2)
         if not isinstance(got, torch.Tensor): return f"Not quite: return a torch tensor (torch.cat of the four blocks), not {type(got).__name__}."
         if not (torch.equal(h1.detach(), keep[0]) and torch.equal(h2.detach(), keep[1])): return "Not quite: your function changed h1 or h2 in place; build new tensors."
         if tuple(got.shape) != (B, 4 * H): return f"Not quite: for h1 and h2 of shape {(B, H)} your features have shape {tuple(got.shape)}; put the four blocks side by side on the last dimension."
@@ -359,14 +440,21 @@ def check_pair_features(fn):  # your function (h1 [B, H], h2 [B, H]) -> [B, 4H]
         if not got.requires_grad: return "Not quite: no gradient flows back to h1 and h2; use torch operations (no numpy, .detach() or .data)."
     return "Correct: the product and the absolute difference are symmetric, so the pair order only swaps h1 and h2."
 
+_TOY_TEXTS = ("a gripping , funny film .", "dull .", "the plot is a mess but the actors are great .")   # chapter 04's toy batch
 @_verdict
-def check_padding_leak(answer: int, lengths=(6, 2, 11)):  # sentences whose naive final state differs; token lengths of the toy batch
-    "Verdict on how many sentences get a wrong 'final' state when the LSTM runs over padding."
+def check_padding_leak(answer: int):  # how many of chapter 04's toy sentences get a wrong 'final' state without packing
+    "Exercise 3: sentences of the toy batch whose last-time-step state (no packing) differs from the packed final state."
     a = _as_number(answer, integer=True, what='a number of sentences')
-    lengths = [_number(l, integer=True) for l in lengths]
-    if len(lengths) < 3 or None in lengths or min(lengths) < 1 or len(set(lengths)) < 2: return "Not quite: pass the lengths of the chapter's toy batch (three sentences of different lengths)."
-    want = sum(l < max(lengths) for l in lengths)
-    return _grade(a, want, 0, f"Correct: every sentence shorter than the longest ({want} of {len(lengths)}) reads pads after its last word.", {},
+    vocab = Vocab.build([tokenize(t) for t in _TOY_TEXTS])
+    vecs = np.random.default_rng(0).normal(size=(len(vocab), 8)).astype(np.float32); vecs[0] = 0
+    torch.manual_seed(0)
+    m = build_student(StudentConfig(vocab_size=len(vocab), embed_dim=8, hidden=6, fc=5, task='sst2'), vectors=vecs, vocab=vocab).eval()
+    ids, lengths = encode(vocab, list(_TOY_TEXTS)).batch([0, 1, 2])
+    with torch.no_grad():
+        e = m.encoder; H = e.lstm.hidden_size
+        out, _ = e.lstm(torch.cat([e.embed(ids), e.static(ids)], -1))   # the multichannel input, run over the pads
+        want = int((~torch.isclose(out[:, -1, :H], e(ids, lengths)[:, :H], atol=1e-6).all(-1)).sum())
+    return _grade(a, want, 0, f"Correct: every sentence shorter than the longest ({want} of {len(_TOY_TEXTS)}) reads pads after its last word.", {},
                   "Not quite. Only the longest sentence has no padding; compare `m.encoder.lstm(x)` outputs at position T-1 with the packed h_n.")
 
 # %% ../nbs/09_exercises.ipynb #c1097
@@ -384,9 +472,10 @@ def check_logit_information(kl_a: float, kl_b: float, mse_a: float, mse_b: float
     return f"Not quite: {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong{hint}."
 
 @_verdict
-def check_gradients(g_mse: float, g_kl: float, z_s=(1.0, 0.0), z_t=(3.0, 0.0), temperature: float = 2.0):  # your d loss / d z_s[0]; the point
-    "Verdict on exercise 2: gradients of MSE and T²·KL on the student's first logit."
+def check_gradients(g_mse: float, g_kl: float):  # your d loss / d z_s[0] for MSE and for T²·KL
+    "Verdict on exercise 2: gradients of MSE and T²·KL (T = 2) on the first logit of a student (1, 0) against a teacher (3, 0)."
     g_mse, g_kl = _as_number(g_mse, what='two numbers'), _as_number(g_kl, what='two numbers')
+    z_s, z_t, temperature = (1.0, 0.0), (3.0, 0.0), 2.0
     zs = torch.tensor([z_s], requires_grad=True); zt = torch.tensor([z_t])
     mse_logits(zs, zt).backward(); want_mse = zs.grad[0, 0].item(); zs.grad = None
     kl_logits(zs, zt, temperature).backward(); want_kl = zs.grad[0, 0].item()
@@ -398,15 +487,19 @@ def check_gradients(g_mse: float, g_kl: float, z_s=(1.0, 0.0), z_t=(3.0, 0.0), t
 
 @_verdict
 def check_mixed_loss(with_teacher_label: float, ce_off: float):  # your two loss values
-    "Verdict on exercise 3: α = 0.5 mix for one augmented sample, z_s = (0, 0), z_t = (−1, 2)."
+    "Verdict on exercise 3: the α = 0.3 mix for one augmented sample, z_s = (0, 0), z_t = (−1, 2) (α ≠ 0.5, so the terms cannot be swapped)."
     a_, b_ = _as_number(with_teacher_label, what='two numbers'), _as_number(ce_off, what='two numbers')
-    zs, zt, y = torch.zeros(1, 2), torch.tensor([[-1., 2.]]), torch.tensor([-1])
-    a = kd_loss(zs, zt, y, alpha=0.5).item(); b = kd_loss(zs, zt, y, alpha=0.5, augmented_ce='off').item()
+    zs, zt, y, alpha = torch.zeros(1, 2), torch.tensor([[-1., 2.]]), torch.tensor([-1]), 0.3
+    a, b = kd_loss(zs, zt, y, alpha=alpha).item(), kd_loss(zs, zt, y, alpha=alpha, augmented_ce='off').item()
+    ce, mse = math.log(2), mse_logits(zs, zt).item()
     if abs(a_ - a) < 1e-3 and abs(b_ - b) < 1e-3:
-        return f"Correct: 0.5·ln 2 + 0.5·5 = {a:.4f} with the teacher's label, 0.5·5 = {b:.4f} with CE off (the CE weight is not renormalised)."
-    msgs = [_grade(a_, a, 1e-3, '', {b: "with the teacher's label the augmented row's CE term counts: its label is the teacher's argmax"}, "with the teacher's label: α·CE + (1 − α)·MSE"),
-            _grade(b_, b, 1e-3, '', {2 * b: "with CE off the CE weight is not renormalised: keep (1 − α) on the MSE"}, "with CE off only (1 − α)·MSE remains")]
-    return "Not quite: " + "; ".join(m for m in msgs if m) + "."
+        return f"Correct: 0.3·ln 2 + 0.7·5 = {a:.4f} with the teacher's label, 0.7·5 = {b:.4f} with CE off (the CE weight is not renormalised)."
+    swapped = "α weighs the CE term and 1 − α the distillation term, not the other way round"
+    msgs = [_grade(a_, a, 1e-3, '', {b: "with the teacher's label the augmented row's CE term counts: its label is the teacher's argmax",
+                                      (1 - alpha) * ce + alpha * mse: swapped}, "with the teacher's label: α·CE + (1 − α)·MSE"),
+            _grade(b_, b, 1e-3, '', {mse: "with CE off the CE weight is not renormalised: keep (1 − α) on the MSE", alpha * mse: swapped},
+                   "with CE off only (1 − α)·MSE remains")]
+    return "Not quite: " + "; ".join(dict.fromkeys(m for m in msgs if m)) + "."
 
 # %% ../nbs/09_exercises.ipynb #c1122
 def _loss_mistake(v: float, z_s, z_t) -> str | None:
@@ -422,17 +515,24 @@ def _loss_mistake(v: float, z_s, z_t) -> str | None:
 def _mse_mistake(fn, v: float, z_s, z_t) -> str:
     "What a wrong value `v` of a learner's loss on (z_s, z_t) most likely comes from."
     other = lambda a, b: _number(_call(fn, {}, a, b).detach().double())
-    deaf = [n for n, a, b in (('z_t', z_s.detach(), z_t + 1), ('z_s', z_s.detach() + 1, z_t)) if other(a, b) == v]
+    same = lambda a, b: (o := other(a, b)) is not None and _close(o, v, 1e-6)
+    K, shift = z_s.shape[1], torch.linspace(1.0, 2.0, z_s.shape[1])      # a different change for every class
+    deaf = [n for n, a, b in (('z_t', z_s.detach(), z_t + shift), ('z_s', z_s.detach() + shift, z_t)) if same(a, b)]
+    if K > 1 and not deaf and same(z_s.detach() + 3.0, z_t) and same(z_s.detach(), z_t - 3.0):
+        return ("your loss does not change when a constant is added to every logit of a row: it compares probabilities (softmax, KL) or centred logits. "
+                "§3.2 regresses the logits themselves, so a shift must count")
     if deaf: return f"your loss does not change when {' or '.join(deaf)} changes: it ignores {dict(z_t='the teacher logits', z_s='the student logits').get(deaf[0]) if len(deaf) == 1 else 'both its inputs'}"
     return "your loss " + (_loss_mistake(v, z_s, z_t) or "is not the squared error of the logits, summed over the classes and averaged over the batch")
+_LOSS_REFS = {'mse_logits': mse_logits, 'kd_loss': kd_loss, 'kl_logits': kl_logits}
 @_verdict
 def check_kd_mse_loss(fn) -> str:  # your kd_mse_loss(z_s [B, K], z_t [B, K]) -> 0-d tensor
-    "Build-the-paper exercise (05): the MSE distillation loss of §3.2, value and gradient, on hidden shapes."
-    g = torch.Generator().manual_seed(0)
-    for B, K in ((4, 2), (1, 2), (6, 1), (1, 1), (5, 3), (32, 5)):
+    "Build-the-paper exercise (05): the MSE distillation loss of §3.2, value and gradient, on fresh hidden shapes and values."
+    g = torch.Generator().manual_seed(_fresh())
+    rand = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=g))
+    for B, K in ((rand(2, 9), rand(2, 6)), (1, rand(2, 6)), (rand(2, 9), 1), (1, 1), (rand(9, 40), rand(2, 6))):
         z_s, z_t = (3 * torch.randn(B, K, generator=g)).requires_grad_(), 3 * torch.randn(B, K, generator=g)
         keep, where = (z_s.detach().clone(), z_t.clone()), f"on a batch of {B} with {K} class{'es' if K > 1 else ''}"
-        out = _call(fn, {'mse_logits': mse_logits, 'kd_loss': kd_loss}, z_s, z_t)
+        out = _call(fn, _LOSS_REFS, z_s, z_t)
         if not isinstance(out, torch.Tensor): return f"Not quite: return the loss as a torch tensor, so it can be back-propagated, not {type(out).__name__}."
         if not (torch.equal(z_s.detach(), keep[0]) and torch.equal(z_t, keep[1])): return "Not quite: your function changed z_s or z_t in place."
         if out.dim() != 0: return f"Not quite: {where} your loss has shape {tuple(out.shape)}; reduce it to one number (a 0-d tensor)."
@@ -450,59 +550,64 @@ def _ref_train_step(model, opt, batch, z_t, zero: bool = True):  # zero=False: t
     if zero: opt.zero_grad()
     loss.backward(); opt.step()
     return loss.item()
-def _step_case(seed: int, B: int, K: int, sgd: bool):
-    "A tiny seeded student, a padded batch of B sentences, teacher logits [B, K], stale gradients, an optimizer maker."
-    torch.manual_seed(seed); m = build_student(StudentConfig(vocab_size=40, embed_dim=6, embed_mode='rand', hidden=5, fc=4, num_labels=K, dropout=0.0))
+def _step_case(seed: int, B: int, K: int, sgd: bool, dropout: float = 0.0):
+    "A tiny seeded student (with `dropout`), a padded batch of B sentences, teacher logits [B, K], stale gradients, an optimizer maker, the seed."
+    torch.manual_seed(seed); m = build_student(StudentConfig(vocab_size=40, embed_dim=6, embed_mode='rand', hidden=5, fc=4, num_labels=K, dropout=dropout))
     g = torch.Generator().manual_seed(seed); lengths = torch.randint(1, 7, (B,), generator=g); T = int(lengths.max())
     ids = torch.randint(3, 40, (B, T), generator=g) * (torch.arange(T) < lengths[:, None])
     stale = {n: torch.randn(p.shape, generator=g) for n, p in m.named_parameters()}
     make = (lambda ps: torch.optim.SGD(ps, lr=0.3)) if sgd else (lambda ps: torch.optim.Adadelta(ps, lr=1.0, rho=0.95))
-    return m, (ids, lengths), 2 * torch.randn(B, K, generator=g), stale, make
-def _run_step(step, case, refs=None, z_t=None, **kw):
-    "Run `step` on a copy of the case's student whose gradients hold stale values: (what it returned, the copy)."
-    m0, batch, zt, stale, make = case
-    m = copy.deepcopy(m0)
+    return m, (ids, lengths), 2 * torch.randn(B, K, generator=g), stale, make, seed
+def _run_step(step, case, refs=None, z_t=None, train: bool = True, **kw):
+    "Run `step` on a copy of the case's student (in train mode, or eval) whose gradients hold stale values, dropout seeded alike: (what it returned, the copy)."
+    m0, batch, zt, stale, make, seed = case
+    m = copy.deepcopy(m0).train(train)
     for n, p in m.named_parameters(): p.grad = stale[n].clone()
     args = (m, make(m.parameters()), batch, zt if z_t is None else z_t)
+    torch.manual_seed(seed + 1)        # every run of this case draws the same dropout masks
     return (_call(step, refs, *args) if refs is not None else step(*args, **kw)), m
 def _same_params(a, b) -> bool: return all(torch.allclose(p, q, rtol=1e-4, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
 def _loss_of(x): return _number(x.detach() if isinstance(x, torch.Tensor) else x)
+_STEP_REFS = {'training step': _ref_train_step, 'train_epoch': train_epoch, 'fit': fit}
 @_verdict
 def check_train_step(fn) -> str:  # your train_step(model, opt, batch, z_t) -> the loss
-    "Build-the-paper exercise (05): one distillation step, against the reference on tiny seeded students."
-    refs = {'training step': _ref_train_step, 'train_epoch': train_epoch, 'fit': fit}
-    for seed, B, K, sgd in ((0, 4, 2, False), (1, 1, 2, True), (2, 3, 1, True), (3, 7, 3, False), (4, 1, 1, False)):
-        case, where = _step_case(seed, B, K, sgd), f"on a batch of {B} with {K} class{'es' if K > 1 else ''} ({'SGD' if sgd else 'Adadelta'})"
-        out, m = _run_step(fn, case, refs)
+    "Build-the-paper exercise (05): one distillation step, against the reference on tiny students drawn afresh (some with dropout)."
+    g = np.random.default_rng(_fresh()); B = lambda: int(g.integers(2, 9))
+    cases = [(B(), 2, False, 0.0), (1, 2, True, 0.0), (B(), 1, True, 0.0), (B(), 3, False, 0.0), (1, 1, False, 0.0), (B() + 2, 2, False, 0.5), (B(), 3, True, 0.5)]
+    for B_, K, sgd, p in cases:
+        case = _step_case(int(g.integers(2**31)), B_, K, sgd, p)
+        where = f"on a batch of {B_} with {K} class{'es' if K > 1 else ''} ({'SGD' if sgd else 'Adadelta'}{', dropout' if p else ''})"
+        out, m = _run_step(fn, case, _STEP_REFS)
         if (v := _loss_of(out)) is None: return f"Not quite: return the loss as a number (loss.item()), not {type(out).__name__}."
         want, ref = _run_step(_ref_train_step, case)
+        if not m.training: return "Not quite: your step left the model in eval mode; a training step keeps it in train mode, so dropout stays on."
         if _same_params(m, case[0]): return "Not quite: the parameters did not move: call loss.backward(), then opt.step() (zero the gradients before backward, not after)."
         if not _close(v, want, 1e-4):
-            if _close(_loss_of(_run_step(fn, case, refs, z_t=case[2] + 1)[0]), v, 1e-9): return f"Not quite: {where} your loss does not change with z_t: it ignores the teacher's logits."
+            if p and _close(v, _run_step(_ref_train_step, case, train=False)[0], 1e-4):
+                return f"Not quite: {where} your loss is the one with dropout off: you ran the model in eval mode; a training step runs it in train mode."
+            if _close(_loss_of(_run_step(fn, case, _STEP_REFS, z_t=case[2] + 1)[0]), v, 1e-9): return f"Not quite: {where} your loss does not change with z_t: it ignores the teacher's logits."
             if _close(v, mse_logits(ref(*case[1]), case[2]).item(), 1e-4): return f"Not quite: {where} you returned the loss after the step; return the loss you back-propagated."
             return f"Not quite: {where} your loss {_loss_mistake(v, case[0](*case[1]), case[2]) or 'is not the MSE of the logits against z_t'}."
         if not _same_params(m, ref):
             if _same_params(m, _run_step(_ref_train_step, case, zero=False)[1]): return "Not quite: the gradients held stale values from before; call opt.zero_grad() before loss.backward()."
             return f"Not quite: {where} the loss is right but the update is not: zero_grad, backward and step, once each, with the optimizer you are given."
-    return "Correct: the same loss and, after one step, the same parameters as the reference, whatever the gradients held before."
+    return "Correct: the same loss and, after one step, the same parameters as the reference, with dropout on, whatever the gradients held before."
 
 # %% ../nbs/09_exercises.ipynb #c1082
+def _pack_eval() -> dict:
+    "The course pack's eval.json: its models' dev metrics and its speed rows."
+    return read_json(_pack()/'eval.json')
 @_verdict
-def check_expected_agreement(answer: float,   # your expected agreement rate, 0..1
-                             acc_a: float, acc_b: float,  # the two models' accuracies, 0..1
-                             num_labels: int = 2, measured: float | None = None) -> str:  # optional measured agreement
-    "Exercise 2: verdict on the agreement rate two models with independent errors would have."
-    a = _as_number(answer, what='a rate between 0 and 1')
-    acc_a, acc_b = _as_number(acc_a, what='accuracies'), _as_number(acc_b, what='accuracies')
-    C = _as_number(num_labels, integer=True, what='a number of classes')
-    if not (0 < acc_a < 1 and 0 < acc_b < 1 and C >= 2): return "Not quite: pass the two models' accuracies (strictly between 0 and 1) and at least 2 classes."
+def check_expected_agreement(answer: float) -> str:  # your agreement rate of the course pack's teacher and student if their errors were independent
+    "Exercise 1: the agreement rate two models with the course pack's dev accuracies would have with independent errors."
+    a, ev = _as_number(answer, what='a rate between 0 and 1'), _pack_eval()
+    acc_a, acc_b = (ev[m]['metrics']['validation']['accuracy'] for m in ('teacher', 'student'))
+    C = get_task('sst2').num_labels
     want = acc_a * acc_b + (1 - acc_a) * (1 - acc_b) / (C - 1)
-    tail = '' if measured is None else (f" Measured: {measured:.3f}, {'above' if measured > want else 'not above'} chance "
-                                        f"by {measured - want:+.3f}.")
-    return _grade(a, want, 0.005, f"Correct: {want:.3f} = a·b + (1−a)(1−b)/(C−1).{tail}",
+    return _grade(a, want, 0.005, f"Correct: {want:.3f} = a·b + (1−a)(1−b)/(C−1) for the pack's teacher ({acc_a:.3f}) and student ({acc_b:.3f}). Compare it with the agreement `compare` measured.",
                   {acc_a * acc_b: "Not quite: that counts only 'both right'. Two models also agree when both are wrong the same way.",
-                   min(acc_a, acc_b): "Not quite: that is the best case (errors nested), not independence."},
-                  "Not quite. Add P(both right) and P(both wrong and the same wrong class).")
+                   min(acc_a, acc_b): "Not quite: that is the best case (errors nested), not independence.", 100 * want: _PERCENT},
+                  "Not quite. Add P(both right) and P(both wrong and the same wrong class), with the accuracies in the course pack's eval.json.")
 
 # %% ../nbs/09_exercises.ipynb #c1126
 def _speed_rows_problem(rows, model: str) -> str | None:
@@ -515,19 +620,22 @@ def _speed_rows_problem(rows, model: str) -> str | None:
         return "Not quite: these rows are not a speed measurement (latency_ratio and latency_ms disagree); pass the rows bench_speed returned."
     return None
 @_verdict
-def check_latency_ratio(answer: float, rows: list[dict], model: str = 'bert-large',  # your guess of its batch-1 time / the student's; bench_speed's rows
-                        tolerance: float = 2.0) -> str:  # the factor accepted either way
-    "Exercise 1: verdict on a guess of a model's batch-1 latency ratio to the student."
-    if (why := _speed_rows_problem(rows, model)): return why
+def check_latency_ratio(answer: float) -> str:  # your guess: BERT-large's batch-1 time / the student's, as the course pack measured them
+    "Exercise 1: a guess of BERT-large's batch-1 latency over the student's, graded within 2x of the course pack's measurement."
+    rows, model = _pack_eval().get('speed'), 'bert-large'
+    if (why := _speed_rows_problem(rows, model)): return f"Not yet: the course pack holds no usable speed measurement ({why}); rebuild it with `bilstm-kd course-pack`."
     truth = next(r for r in rows if r.get('model') == model)['latency_ratio']
     if (a := _as_number(answer, what='a ratio of times')) <= 0: return "A ratio of times is positive; guess how many times slower."
-    if max(a / truth, truth / a) <= (tolerance := min(max(tolerance, 1.0), 3.0)): return f"Close enough: measured {truth:.0f}×, you said {a:g}× (within {tolerance:g}×)."
-    return f"Not quite: you said {a:g}×, more than {tolerance:g}× too {'high' if a > truth else 'low'}. At batch 1 neither model fills the CPU's vector units, so per-call costs matter more than FLOPs."
+    if max(a / truth, truth / a) <= 2.0: return f"Close enough: the course pack measured {truth:.0f}×, you said {a:g}× (within 2×)."
+    return f"Not quite: you said {a:g}×, more than 2× too {'high' if a > truth else 'low'}. At batch 1 neither model fills the CPU's vector units, so per-call costs matter more than FLOPs."
 
 @_verdict
 def check_bert_params(answer: int, size: str = 'bert-base', num_labels: int = 2) -> str:  # your count without embeddings
     "Exercise 3: verdict on a hand count of BERT's parameters without embeddings."
     a = _as_number(answer, integer=True, what='a count of parameters')
+    if size not in BERT_SIZES: return f"Not quite: size is one of {', '.join(map(repr, BERT_SIZES))}, not {size!r}."
+    num_labels = _as_number(num_labels, integer=True, what='a number of classes')
+    if num_labels < 2: return "Not quite: a classifier has at least 2 classes."
     cfg = BERT_SIZES[size]
     H, L, I = cfg['hidden_size'], cfg['num_hidden_layers'], cfg['intermediate_size']
     want = bert_param_count(**cfg, num_labels=num_labels, embeddings=False)
@@ -542,11 +650,13 @@ def check_bert_params(answer: int, size: str = 'bert-base', num_labels: int = 2)
 
 # %% ../nbs/09_exercises.ipynb #c1084
 @_verdict
-def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:
+def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:  # your stage names, in order; the setting that changed
     "Exercise 1: which stages rerun when one setting changes."
     from bilstm_kd.pipeline import rerun_stages, STAGES
     if not isinstance(answer, (list, tuple)) or not all(isinstance(s, str) for s in answer): return "Not quite: answer with a list of stage names (strings)."
-    names, truth = [s.name for s in STAGES], rerun_stages(changed)
+    names = [s.name for s in STAGES]
+    try: truth = rerun_stages(changed)
+    except (UserError, KeyError, ValueError) as e: return f"Not quite: {_line(e)}"
     if bad := [s for s in answer if s not in names]: return f"Not quite: {bad[0]!r} is not a stage; the stages are {', '.join(names)}."
     if list(answer) == truth: return f"Correct: {' → '.join(truth)}. The other stages are reused from the cache."
     missing, extra = [s for s in truth if s not in answer], [s for s in answer if s not in truth]
@@ -555,32 +665,44 @@ def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:
     return "Not quite: the right stages, but in the wrong order (or repeated); list them in pipeline order."
 
 @_verdict
-def check_label_rate(answer: float, report: dict) -> str:
-    "Exercise 2: labelling throughput of a run, from its report."
-    lab = report.get('labelling') if isinstance(report, dict) else None
-    n, s = (_number(lab.get('n')), _number(lab.get('seconds'))) if isinstance(lab, dict) else (None, None)
-    if not (n and s and 'stages' in report and _close(_number(lab.get('sentences_per_s')) or 0, n / s, 0.05)):
-        return "Not quite: pass the report of a run (report.json of `bilstm-kd run`, or what run_pipeline returned)."
-    a, truth = _as_number(answer, what='sentences per second'), lab['sentences_per_s']
+def check_label_rate(answer: float) -> str:  # your sentences labelled per second in the course pack's run
+    "Exercise 2: the labelling throughput of the course pack's run, from its report."
+    lab = read_json(_pack()/'report.json').get('labelling') or {}
+    n, s = _number(lab.get('n')), _number(lab.get('seconds'))
+    if not (n and s): return "Not yet: the course pack's report has no label stage; rebuild it with `bilstm-kd course-pack`."
+    a, truth = _as_number(answer, what='sentences per second'), n / s
     if abs(a - truth) <= 0.15 * truth: return f"Correct: about {truth:.0f} sentences/s."
-    return "Not quite: divide the transfer rows (report['labelling']['n']) by the label stage's seconds (report['labelling']['seconds'])."
+    if _close(a, s / n, 0.05): return "Not quite: that is seconds per sentence; divide the rows by the seconds."
+    if _close(a, n, 0.01): return "Not quite: that is the number of rows; divide it by the label stage's seconds."
+    return "Not quite: divide the transfer rows (report['labelling']['n']) by the label stage's seconds (report['labelling']['seconds']) in the course pack's report.json."
 
 # %% ../nbs/09_exercises.ipynb #c1112
-def _ablation_rows(ablation) -> list:
-    "The scored rows of an ablation: the dict `ablate` returned, its folder, or its ablation.json."
-    if isinstance(ablation, (str, Path)): ablation = read_json(Path(ablation)/'ablation.json' if Path(ablation).is_dir() else ablation)
-    rows = ablation.get('rows') if isinstance(ablation, dict) else None
-    return [r for r in rows or [] if isinstance(r, dict) and isinstance(r.get('name'), str) and _number(r.get('metric')) is not None]
+def _ablation_rows(folder) -> list:
+    "The rows of the ablation `ablate` wrote in `folder`, each scored anew from its own run's records (stages.json), not from ablation.json's figures."
+    from bilstm_kd.ablation import MODELS, Setting
+    if isinstance(folder, dict) or not isinstance(folder, (str, Path)):
+        raise _Wrong(f"Not quite: pass the folder `ablate` wrote (abl_dir), not {type(folder).__name__}: the check reads the runs themselves.")
+    folder = Path(folder); folder = folder.parent if folder.name == 'ablation.json' else folder
+    if not (folder/'ablation.json').is_file(): raise _Wrong(f"Not quite: {folder} holds no ablation.json; pass the folder `ablate` wrote (abl_dir).")
+    res, rows = read_json(folder/'ablation.json'), []
+    spec = get_task(res['task'])
+    for r in res.get('rows') or []:
+        if 'metric' not in r: continue
+        rec = folder/'rows'/Setting(r['group'], r['name'], r.get('changes') or {}).slug/'stages.json'
+        stage = (read_json(rec) if rec.is_file() else {}).get(MODELS.get(r.get('model'), ''), {})
+        if 'result' not in stage: raise _Wrong(f"Not quite: the run of row {r['name']!r} is missing from {folder}; pass the folder `ablate` wrote, after it finished.")
+        rows.append(dict(r, metric=stage['result']['metrics'][res['metric'].split('/')[0]][spec.main_metric]))
+    return rows
 @_verdict
 def check_ablation_reading(lowest: str, kd_gain_points: float,  # the lowest row's name, as on the chart; KD minus no-KD, in points
-                           ablation, group: str | None = None) -> str:  # what `ablate` returned (or its folder); only this group (None: all)
-    "Build-the-paper exercise (07b): the lowest row of an ablation chart, and the KD gain in points."
+                           ablation, group: str | None = None) -> str:  # the folder `ablate` wrote; only this group (None: the whole chart)
+    "Build-the-paper exercise (07b): the lowest row of an ablation chart, and the KD gain in points, read from the ablation's own runs."
     rows = _ablation_rows(ablation)
     ref = lambda m: next((r['metric'] for r in rows if r.get('group') == 'reference' and r.get('model') == m), None)
     kd, nokd = ref('student'), ref('baseline')
     pool = [r for r in rows if group is None or r.get('group') == group]
     if kd is None or nokd is None or not pool:
-        return f"Not quite: pass the ablation the chapter ran (abl, or its folder): it needs the KD and no-KD rows{f' and {group} rows' if group else ''}."
+        return f"Not quite: pass the ablation the chapter ran (abl_dir): it needs the KD and no-KD rows{f' and {group} rows' if group else ''}."
     if not isinstance(lowest, str): return f"Not quite: name one row, as a string written as on the chart's axis, not {type(lowest).__name__}."
     norm = lambda s: ' '.join(s.lower().split())
     name = next((r['name'] for r in rows if norm(r['name']) == norm(lowest)), None)

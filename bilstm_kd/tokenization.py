@@ -26,7 +26,7 @@ PAD, UNK, MASK = '<pad>', '<unk>', '<mask>'   # student vocabulary specials, ids
 MASK_TOKEN = '[MASK]'                          # the mask as it appears in augmented text (BERT's own mask token)
 
 _QUOTES = str.maketrans({'\u2018': "'", '\u2019': "'", '\u201c': '"', '\u201d': '"', '\u00b4': "'", '\u2032': "'"})
-_CLITIC = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b", re.I)
+_CLITIC = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b(?#bilstm_kd)", re.I)   # the comment keeps a learner's identical regex a distinct object
 _TOKEN = re.compile(r"""\[mask\]|<mask>|``|''|\.\.\.|--|n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:,\d{3})+(?:\.\d+)?|\w+(?:[-.'/]\w+)*\.?(?<=\w\.\w\.)|\w+(?:[-'/.]\w+)*|[^\w\s]""", re.I)
 
 def tokenize(text: str,            # a sentence, raw or GLUE-tokenized

@@ -107,5 +107,5 @@ def test_missing_vocab_is_an_error(vocab, tmp_path):
 def test_exercise_checks():
     assert check_pair_features(lambda a, b: torch.cat([a, b, a * b, (a - b).abs()], -1)).startswith('Correct')
     assert 'block 4' in check_pair_features(lambda a, b: torch.cat([a, b, a * b, a - b], -1))
-    assert check_padding_leak(2, (6, 2, 11)).startswith('Correct')
-    assert check_padding_leak(3, (6, 2, 11)).startswith('Not quite')
+    assert check_padding_leak(2).startswith('Correct')           # the check runs chapter 04's toy batch itself
+    assert check_padding_leak(3).startswith('Not quite')
