@@ -17,7 +17,7 @@ from .speed import plot_speed
 
 # %% auto #0
 __all__ = ['PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'MODEL_NAMES', 'paper_ratios', 'paper_tables', 'table1', 'table2',
-           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'report_markdown']
+           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'report_markdown', 'seeds_markdown']
 
 # %% ../nbs/06b_report.ipynb #c007
 PAPER = 'Tang et al. 2019 (arXiv 1903.12136)'
@@ -212,6 +212,25 @@ def report_markdown(report: dict) -> str:  # a run's `report.json`, as `build_re
         ran.append(f"labelling {lab['computed_per_s']:.0f} rows/s in {lab.get('precision')} on {lab.get('threads')} thread(s), "
                    f"{lab['share_of_bound']:.0%} of the fp32 GEMM bound measured beside it")
     return '\n'.join(out + [', '.join(ran) + '.'])
+
+# %% ../nbs/06b_report.ipynb #c034
+def seeds_markdown(reports: list) -> str:  # the `report.json` of runs of one command that differ only in their seeds
+    "Runs over several seeds as Markdown: a row per run (its seeds, the dev scores, the ratio and the gain), then mean ± std (sample)."
+    import statistics
+    if len(reports) < 2: raise UserError(f"seeds_markdown needs the reports of at least 2 runs, got {len(reports)}")
+    if len({(r['task'], r['preset']) for r in reports}) > 1: raise UserError("these reports are of different tasks or presets; pass runs of one command")
+    spec = get_task(reports[0]['task'])
+    score = lambda r, k: _metrics_block(r.get(k)).get(spec.main_metric)
+    cols = [('teacher', lambda r: score(r, 'teacher'), '.4f'), ('student', lambda r: score(r, 'student'), '.4f'),
+            ('no KD', lambda r: score(r, 'baseline'), '.4f'), ('student / teacher', lambda r: r['headline']['student_over_teacher'], '.3f'),
+            ('KD gain (points)', lambda r: r['headline']['kd_gain_points'], '+.2f')]
+    seeds = lambda r: '/'.join(str(r['settings'][s]['seed']) for s in ('teacher', 'augment', 'distill'))
+    out = [f"| seeds (teacher/augment/student) | {' | '.join(c for c, _, _ in cols)} |", '|---' * (len(cols) + 1) + '|']
+    out += [f"| {seeds(r)} | {' | '.join(format(f(r), fmt) for _, f, fmt in cols)} |" for r in reports]
+    ms = [(statistics.fmean(v := [f(r) for r in reports]), statistics.stdev(v), fmt) for _, f, fmt in cols]
+    out.append(f"| **mean ± std** | {' | '.join(f'**{m:{fmt}} ± {s:{fmt.lstrip(chr(43))}}**' for m, s, fmt in ms)} |")
+    return '\n'.join(out + ['', f"{spec.eval_splits[0]} {spec.main_metric}, {len(reports)} runs of `bilstm-kd run --task {spec.name} "
+                                f"--preset {reports[0]['preset']}`; std is the sample standard deviation."])
 
 # %% ../nbs/06b_report.ipynb #c022
 def _cli_paper(args) -> int:
