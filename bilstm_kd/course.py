@@ -6,17 +6,18 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/course.html.md"""
 
 # %% ../nbs/07a_course.ipynb #c004
 from __future__ import annotations
-import fcntl, json, os, shutil, sys, time
+import dataclasses, fcntl, json, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .core import cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count
+from .core import cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count, COMMON_CHECKS
 from .data import cache_dir, load_task, data_fingerprint, get_task, read_glue_tsv, SELECTION
-from .pipeline import run_pipeline, get_preset, preset_dict, _versions
+from .labels import PRECISIONS
+from .pipeline import PRESETS, run_pipeline, get_preset, preset_dict, _versions
 
 # %% auto #0
-__all__ = ['COURSE_TASK', 'COURSE_PACK_REPO', 'MANIFEST', 'PACK_SPLITS', 'pack_path', 'is_pack', 'build_course_pack',
-           'course_pack', 'pack_data', 'push_course_pack']
+__all__ = ['COURSE_TASK', 'COURSE_PACK_REPO', 'MANIFEST', 'PACK_SPLITS', 'pack_path', 'is_pack', 'course_preset',
+           'build_course_pack', 'builds_markdown', 'course_pack', 'pack_data', 'push_course_pack']
 
 # %% ../nbs/07a_course.ipynb #c007
 COURSE_TASK = 'sst2'                                  # the task every chapter demonstrates on
@@ -50,8 +51,12 @@ def _write_glue(dd, folder: Path):
         rows = ['sentence\tlabel'] + [f"{t}\t{y}" for t, y in zip(dd[split]['text_a'], dd[split]['label'])]
         (folder/name).write_text('\n'.join(rows) + '\n', encoding='utf-8')
 
+def course_preset() -> str:
+    "The preset a course pack is built at: `$BILSTM_KD_COURSE_PRESET`, else 'class'."
+    return os.environ.get('BILSTM_KD_COURSE_PRESET') or 'class'
+
 def build_course_pack(out=None,               # the pack folder (default: `pack_path()`)
-                      preset: str = 'mini',   # 'mini' (minutes), 'cpu' (the README's run) or any pipeline preset
+                      preset=None,            # a preset name or `Preset` (default: `course_preset()`): 'class', 'mini', 'cpu', ...
                       data_dir=None,          # local GLUE folder (default $BILSTM_KD_DATA, else the hub)
                       threads: int | None = None,  # CPU threads (None: chosen from the machine's load)
                       progress: bool = True) -> Path:
@@ -59,14 +64,27 @@ def build_course_pack(out=None,               # the pack folder (default: `pack_
     out = Path(out or pack_path()).expanduser()
     with _build_lock(out):
         if is_pack(out): return out
-        p = get_preset(preset)
+        t0, load0 = time.time(), os.getloadavg()[0]
+        p = get_preset(preset or course_preset())
         rep = run_pipeline(COURSE_TASK, p, out, data_dir, threads=threads, progress=progress)
         dd = p.data.load(COURSE_TASK, data_dir, verbose=False)
-        _write_glue(dd, out/'data'/get_task(COURSE_TASK).glue_dir)
+        _write_glue(p.data.gold(dd), out/'data'/get_task(COURSE_TASK).glue_dir)   # train: the students' gold rows
         write_json(out/MANIFEST, dict(task=COURSE_TASK, preset=p.name, settings=preset_dict(p), data=data_fingerprint(dd),
                                       headline=rep.get('headline'), dev={w: rep[w]['metrics'] for w in ('teacher', 'student', 'baseline')},
-                                      versions=_versions(), built=time.strftime('%Y-%m-%d %H:%M:%S')))
+                                      versions=_versions(), built=time.strftime('%Y-%m-%d %H:%M:%S'),
+                                      build=dict(seconds=round(time.time() - t0, 1), load_before=round(load0, 2),   # this call's (a resumed
+                                                 load_after=round(os.getloadavg()[0], 2))))                        # build: its last part)
     return out
+
+# %% ../nbs/07a_course.ipynb #c020
+def builds_markdown(reports: list) -> str:  # packs' report.json, each with the manifest's `build` entry added (as in results/)
+    "One row per course-pack build: its seed, wall time, stage seconds and the machine's load, as Markdown."
+    out = ['| seed | wall time of `bilstm-kd course-pack` | teacher, label, students, evaluation (s) | load average before → after |', '|---|---|---|---|']
+    for r in reports:
+        b, st = r['build'], r['stages']
+        out.append(f"| {r['settings']['distill']['seed']} | {b['seconds'] / 60:.1f} min | {st['teacher']:.0f}, {st['label']:.0f}, "
+                   f"{st['distill'] + st['baseline']:.0f}, {st['evaluate']:.0f} | {b['load_before']:.2f} → {b['load_after']:.2f} |")
+    return '\n'.join(out)
 
 # %% ../nbs/07a_course.ipynb #c011
 def _download(repo: str) -> Path | None:
@@ -79,18 +97,18 @@ def _download(repo: str) -> Path | None:
 
 def course_pack(path=None,                       # a pack folder (default: `pack_path()`)
                 repo: str | None = COURSE_PACK_REPO,  # hub dataset repo to try before building (None: never download)
-                build: bool = True,              # build a `mini` pack when none is found
+                build: bool = True,              # build one (at `course_preset()`) when none is found
                 progress: bool = False) -> Path:
-    "The course pack's folder: local, else downloaded, else built at the `mini` size."
+    "The course pack's folder: local, else downloaded, else built at `course_preset()`."
     p = Path(path or pack_path()).expanduser()
     if is_pack(p): announce(f"[course] pack from {p}"); return p
     if repo and (d := _download(repo)) is not None: announce(f"[course] pack downloaded from the hub ({repo})"); return d
     if not build: raise UserError(f"no course pack at {p}; build one with `bilstm-kd course-pack --out {p}`")
-    announce(f"[course] no course pack yet: building one at the mini size in {p} (a few minutes, once)")
-    return build_course_pack(p, 'mini', progress=progress)
+    announce(f"[course] no course pack yet: building one at the {course_preset()} preset in {p} (minutes, once)")
+    return build_course_pack(p, course_preset(), progress=progress)
 
 def pack_data(pack=None):  # a pack folder (default: `course_pack()`)
-    "The pack's train, selection and dev splits, exactly as its run used them (no second carve)."
+    "The pack's train (the students' gold rows), selection and dev splits, exactly as its run used them (no second carve)."
     from datasets import DatasetDict
     pack = Path(pack) if pack is not None else course_pack()
     if not is_pack(pack): raise UserError(f"{pack} is not a finished course pack; build one with `bilstm-kd course-pack --out {pack}`")
@@ -110,7 +128,10 @@ def push_course_pack(path, repo: str = COURSE_PACK_REPO, private: bool = False) 
 # %% ../nbs/07a_course.ipynb #c016
 def _cli_course_pack(args) -> int:
     if args.threads is not None: check_arg('--threads', args.threads, thread_count)
-    out = build_course_pack(args.out, args.preset, args.data_dir, args.threads, progress=not args.quiet)
+    p = get_preset(args.preset or course_preset())
+    if args.seed is not None: p = p.with_seed(check_arg('--seed', args.seed, COMMON_CHECKS['seed']))
+    if args.label_precision: p = dataclasses.replace(p, label=p.label.replace(precision=args.label_precision))
+    out = build_course_pack(args.out, p, args.data_dir, args.threads, progress=not args.quiet)
     url = push_course_pack(out, args.push) if args.push else None
     print(json.dumps({'pack': str(out), 'dev': read_json(out/MANIFEST)['dev'], 'published': url}))
     return 0
@@ -120,7 +141,11 @@ def _cli(sub):
     "Register `bilstm-kd course-pack`."
     p = sub.add_parser('course-pack', help="build (and optionally publish) the course pack the chapters use")
     p.add_argument('--out', default=None, help='pack folder (default: $BILSTM_KD_COURSE_PACK, else the cache)')
-    p.add_argument('--preset', default='mini', help="pipeline preset: 'mini' (minutes) or 'cpu' (about an hour)")
+    p.add_argument('--preset', default=None, choices=list(PRESETS),
+                   help="pipeline preset (default: $BILSTM_KD_COURSE_PRESET, else 'class': minutes, and distillation visibly wins; "
+                        "'mini': a 3-minute dry run; 'cpu': the full experiment, about an hour)")
+    p.add_argument('--seed', type=int, default=None, help="seed of every training stage (default: the preset's, 0)")
+    p.add_argument('--label-precision', default=None, choices=PRECISIONS, help="the teacher's precision when labelling (default: the preset's)")
     p.add_argument('--data-dir', default=None, help='local GLUE folder (default: $BILSTM_KD_DATA, else the hub)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: the cores other processes leave free)')
     p.add_argument('--push', default=None, metavar='REPO', help='publish the pack to this hub dataset repo')

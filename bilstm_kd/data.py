@@ -361,11 +361,18 @@ class DataConfig(Config):
     max_eval: int | None = None    # the same for each dev split
     seed: int = 0                  # seed of carved splits and subsets
     selection: float = 0.1         # share of train (of its sentences, for SST-2) carved as the split every choice reads
-    checks = dict(max_train=positive, max_eval=positive, selection=_share)
+    max_gold: int | None = None    # the students' gold rows: a stratified, seeded subset of train (None: all); the teacher reads all
+    checks = dict(max_train=positive, max_eval=positive, selection=_share, max_gold=positive)
 
     def load(self, task, data_dir=None, verbose: bool = True):
         "The task's splits as this config asks for them (`load_task`): every command of a run loads them alike."
         return load_task(task, data_dir, self.max_train, self.max_eval, self.seed, verbose, self.selection)
+
+    def gold(self, dd):
+        "`dd` with train cut to the students' `max_gold` rows: what the augmentation grows and the no-KD twin learns from."
+        if self.max_gold is None or self.max_gold >= len(dd['train']): return dd
+        from datasets import DatasetDict
+        return DatasetDict({**dd, 'train': _add_note(_subset(dd['train'], self.max_gold, self.seed), f'{self.max_gold} gold rows for the students')})
 
 def data_fingerprint(dd) -> str:
     "Content hash of a loaded task: every split's name, texts and labels."

@@ -19,159 +19,48 @@ from .augmentation import AugmentConfig, PosTable, draw, ngram_windows, mask_wor
 from .student import StudentConfig, SiameseBiLSTM, build_student, encode
 from .distillation import kd_loss, kl_logits, mse_logits, train_epoch, fit
 from .speed import BERT_SIZES, bert_param_count
+from .grading import (Wrong, verdict, one_line, plain_number, as_number, fresh_seed, close_to, grade, PERCENT_VERDICT,
+                               same_code, call_learner, pack_for_checks, pack_eval)
 
 # %% auto #0
-__all__ = ['check_majority_baseline', 'check_quoting_loss', 'check_unk_rate', 'check_split_clitics', 'check_padding_saved',
-           'check_int8_fraction', 'check_ece', 'check_ngram', 'check_copy_prob', 'check_pos_sampler',
-           'check_augment_pass', 'check_param_count', 'check_pair_features', 'check_padding_leak',
+__all__ = ['check_kd_gain', 'check_majority_baseline', 'check_quoting_loss', 'check_unk_rate', 'check_split_clitics',
+           'check_padding_saved', 'check_int8_fraction', 'check_ece', 'check_ngram', 'check_copy_prob',
+           'check_pos_sampler', 'check_augment_pass', 'check_param_count', 'check_pair_features', 'check_padding_leak',
            'check_logit_information', 'check_gradients', 'check_mixed_loss', 'check_kd_mse_loss', 'check_train_step',
            'check_expected_agreement', 'check_latency_ratio', 'check_bert_params', 'check_rerun_stages',
            'check_label_rate', 'check_ablation_reading']
 
-# %% ../nbs/09_exercises.ipynb #c1117
-class _Wrong(Exception): "A check's verdict on a wrong answer: one line saying what is wrong."
-def _line(e, n: int = 160) -> str: return ' '.join(str(e).split())[:n]
-def _verdict(check):
-    "A check that never raises: `_Wrong(msg)` becomes `msg`, and wrong arguments, missing data or any other error one line too."
-    sig = inspect.signature(check)
-    def run(*args, **kwargs):
-        try: sig.bind(*args, **kwargs)
-        except TypeError as e: return f"Not quite: call it as {check.__name__}({', '.join(sig.parameters)}) ({_line(e)})."
-        try: return check(*args, **kwargs)
-        except _Wrong as e: return str(e)
-        except UserError as e: return f"Not yet: {_line(e, 300)}"
-        except Exception as e: return f"Not quite: the check could not use your answer ({type(e).__name__}: {_line(e)})."
-    return functools.wraps(check)(run)
-def _number(x, integer: bool = False):
-    "`x` as a plain finite float (an int when `integer`), or None: bools, strings, arrays and look-alikes are not numbers."
-    if isinstance(x, (np.ndarray, torch.Tensor)): x = x.item() if x.ndim == 0 else None
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real): return None
-    x = float(x)
-    if not math.isfinite(x) or (integer and x != int(x)): return None
-    return int(x) if integer else x
-def _as_number(x, integer: bool = False, what: str = 'a number'):
-    "`_number(x)`, or a verdict asking for `what`."
-    v = _number(x, integer)
-    if v is None: raise _Wrong(f"Not quite: answer with {what}{' (a whole number)' if integer else ''}, not a {type(x).__name__}.")
-    return v
-def _fresh() -> int:
-    "A seed no learner can know in advance: every check draws its hidden cases anew on each call."
-    return secrets.randbits(32)
-def _close(a, b, tol: float = 1e-5) -> bool: return abs(a - b) <= tol * max(1.0, abs(b))
-_PERCENT = "Not quite: that is a percentage; answer with a fraction between 0 and 1."
-def _grade(a: float, truth: float, tol: float, right: str, near: dict, otherwise: str) -> str:
-    "`right` when `a` is within `tol` of `truth`; else the message of the first value of `near` ({value: message}) it is near; else `otherwise`."
-    if abs(a - truth) <= tol: return right
-    return next((m for v, m in near.items() if abs(a - v) <= tol), otherwise)
-
-# %% ../nbs/09_exercises.ipynb #c1124
-def _function(obj):
-    "The plain Python function behind `obj`: itself, a bound method's, a partial's, a decorated function's (`__wrapped__`); else None."
-    for _ in range(8):
-        if isinstance(obj, functools.partial): obj = obj.func
-        elif isinstance(obj, types.MethodType): obj = obj.__func__
-        elif isinstance(obj, types.FunctionType):
-            if (w := getattr(obj, '__wrapped__', None)) is None: return obj
-            obj = w
-        else: return None
-    return None
-def _same(fn, ref) -> bool:
-    "Is `fn` the object `ref`, or a function (behind a partial or a bound method) that runs `ref`'s code?"
-    f, r = _function(fn), _function(ref)
-    return fn is ref or (f is not None and r is not None and f.__code__ is r.__code__)
-def _names(f) -> set:
-    "Every global or attribute name the code of `f` (and of the functions nested in it) reads."
-    names, stack = set(), [f.__code__]
-    while stack:
-        c = stack.pop(); names |= set(c.co_names); stack += [k for k in c.co_consts if isinstance(k, types.CodeType)]
-    return names
-def _cell(c):
-    try: return c.cell_contents
-    except ValueError: return None   # an empty cell
-def _reads(f) -> list:
-    "The objects `f` can reach by name: its globals, module attributes, closure cells and defaults."
-    names, out = _names(f), [_cell(c) for c in f.__closure__ or ()]
-    out += [f.__globals__[n] if n in f.__globals__ else getattr(builtins, n, None) for n in names]
-    out += list(f.__defaults__ or ()) + list((f.__kwdefaults__ or {}).values())
-    mods, seen = [o for o in out if isinstance(o, types.ModuleType)], set()
-    while mods:   # `import bilstm_kd.tokenization as tk; tk._CLITIC`, or bilstm_kd.tokenization._CLITIC
-        m = mods.pop()
-        if id(m) in seen: continue
-        seen.add(id(m)); more = [getattr(m, n, None) for n in names]
-        out += more; mods += [o for o in more if isinstance(o, types.ModuleType)]
-    return out
-def _reaches(fn, refs: dict, depth: int = 3) -> str | None:
-    "The name of a reference in `refs` that `fn`'s code names, directly or through the learner's own helpers; else None."
-    ids = {id(r): n for n, r in refs.items()}
-    codes = {f.__code__: n for n, r in refs.items() if (f := _function(r)) is not None}
-    seen = set()
-    def visit(obj, d):
-        if id(obj) in ids: return ids[id(obj)]
-        f = _function(obj)
-        if f is None and callable(obj) and not isinstance(obj, type): f = _function(getattr(type(obj), '__call__', None))
-        if f is None: return None
-        if f.__code__ in codes: return codes[f.__code__]
-        if d < 0 or id(f) in seen or str(getattr(f, '__module__', '')).startswith('bilstm_kd'): return None
-        seen.add(id(f))
-        return next((n for o in _reads(f) if (n := visit(o, d - 1))), None)
-    for o in (fn, getattr(fn, '__self__', None), *getattr(fn, 'args', ()), *getattr(fn, 'keywords', {}).values()):
-        if o is not None and (n := visit(o, depth)): return n
-    return None
-
-# %% ../nbs/09_exercises.ipynb #c1127
-_TRIPS: dict = {}   # id of a library function under a tripwire -> what runs in its place
-@contextmanager
-def _tripwires(refs: dict, hits: list):
-    "While on, each Python function of `refs` appends its name to `hits` when anything runs it, in any thread, whatever profiler is set."
-    swapped = []
-    try:
-        for name, r in refs.items():
-            f = _function(r)
-            if f is None or f.__closure__ or id(f) in _TRIPS: continue
-            clone = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__)
-            clone.__kwdefaults__ = f.__kwdefaults__
-            _TRIPS[id(f)] = lambda *a, _n=name, _c=clone, **k: (hits.append(_n), _c(*a, **k))[1]
-            ns = {}
-            f.__globals__['__bilstm_kd_trips__'] = _TRIPS     # the stand-in code finds the recorder through the function's own globals
-            exec(f"def f(*args, **kwargs): return __bilstm_kd_trips__[{id(f)}](*args, **kwargs)", {}, ns)
-            swapped.append((f, f.__code__)); f.__code__ = ns['f'].__code__
-        yield hits
-    finally:
-        for f, code in swapped: f.__code__ = code; _TRIPS.pop(id(f), None)
-def _call(fn, refs: dict, *args, **kwargs):
-    "fn(*args, **kwargs) for a check: errors become verdicts, and `fn` may not be, name or run a reference in `refs` ({name: obj})."
-    if not callable(fn): raise _Wrong(f"Not quite: pass your function itself (its name, no parentheses), not {type(fn).__name__}.")
-    for name, r in refs.items():
-        if _same(fn, r): raise _Wrong(f"Not quite: that is the library's own {name}; write your own function.")
-    if (name := _reaches(fn, refs)): raise _Wrong(f"Not quite: your function uses the library's {name}; write that part yourself.")
-    with _tripwires(refs, []) as hits:
-        try: out, err = fn(*args, **kwargs), None
-        except NotImplementedError: raise _Wrong("Not yet: your function still raises NotImplementedError; write its body.") from None
-        except _Wrong: raise
-        except Exception as e: out, err = None, e
-    if hits: raise _Wrong(f"Not quite: your function calls the library's {hits[0]}; write that part yourself.")
-    if err is not None: raise _Wrong(f"Not quite: your function raised {type(err).__name__}: {_line(err)}")
-    if out is None: raise _Wrong("Not quite: your function returned None; did you forget `return`?")
-    return out
+# %% ../nbs/09_exercises.ipynb #c1129
+@verdict
+def check_kd_gain(answer: float):  # the distilled student's lead over its no-KD twin, in points, read off the chapter's table
+    "Exercise 1 (the whole game): the distilled student's dev accuracy minus its no-KD twin's, in points, in the course pack."
+    a, ev = as_number(answer, what='a number of points'), pack_eval()
+    acc = lambda m: ev[m]['metrics']['validation']['accuracy']
+    truth = 100 * (acc('student') - acc('baseline'))
+    return grade(a, truth, 0.05, f"Correct: {truth:+.2f} points, the distilled student {'over' if truth >= 0 else 'under'} the same BiLSTM trained on gold labels alone.",
+                  {truth / 100: "Not quite: that is a difference of accuracies; a point is 0.01 of accuracy, so multiply by 100.",
+                   -truth: "Not quite: the sign is reversed: the distilled student minus the no-KD twin.",
+                   100 * (acc('teacher') - acc('student')): "Not quite: that is the teacher's lead over the student; the question compares the two BiLSTMs."},
+                  "Not quite: subtract the no-KD twin's dev accuracy from the distilled student's, then multiply by 100.")
 
 # %% ../nbs/09_exercises.ipynb #c1076
-@_verdict
+@verdict
 def check_majority_baseline(answer: float):  # your share of positive rows in SST-2 train, 0..1
     "Exercise 1: the share of positive rows in SST-2 train (read by the check itself: `$BILSTM_KD_DATA`, else the hub)."
-    a = _as_number(answer, what='a fraction between 0 and 1')
+    a = as_number(answer, what='a fraction between 0 and 1')
     truth = float(np.mean(load_task('sst2', verbose=False)['train']['label']))
-    return _grade(a, truth, 5e-4, f"Correct: {truth:.4f}. A majority-class model scores {truth:.1%} on train.",
-                  {1 - truth: "That is the share of *negative* rows; the question asks for positives.", 100 * truth: _PERCENT},
+    return grade(a, truth, 5e-4, f"Correct: {truth:.4f}. A majority-class model scores {truth:.1%} on train.",
+                  {1 - truth: "That is the share of *negative* rows; the question asks for positives.", 100 * truth: PERCENT_VERDICT},
                   f"Not quite: you said {a:.4f}. Count `label == 1` and divide by the number of rows.")
 
-@_verdict
+@verdict
 def check_quoting_loss(answer: int):  # your number of MNLI dev_matched rows that default quoting loses
     "Exercise 2: rows lost when MNLI dev_matched is read with default quoting."
     import pandas as pd
-    a = _as_number(answer, integer=True, what='a number of rows')
+    a = as_number(answer, integer=True, what='a number of rows')
     path = resolve_data_dir(None)/'MNLI'/'dev_matched.tsv'
     truth = len(read_glue_tsv(path, 'mnli')) - len(pd.read_csv(path, sep='\t', dtype=str, keep_default_na=False))
-    return _grade(a, truth, 0, f"Correct: {truth} rows vanish, silently merged into neighbours by stray quotes.", {0: "Not quite: default quoting does lose rows."},
+    return grade(a, truth, 0, f"Correct: {truth} rows vanish, silently merged into neighbours by stray quotes.", {0: "Not quite: default quoting does lose rows."},
                   f"Not quite: you said {a}. Compare len(read_glue_tsv(...)) with len(pd.read_csv(path, sep='\\t')).")
 
 # %% ../nbs/09_exercises.ipynb #c1103
@@ -182,13 +71,13 @@ def _unk_share(max_train: int | None) -> float:
     vocab = Vocab.build([tokenize(t) for t in dd['train']['text_a']])
     ids = [i for t in dd['validation']['text_a'] for i in vocab.encode(t)]
     return sum(i == vocab.unk_index for i in ids) / len(ids)
-@_verdict
+@verdict
 def check_unk_rate(answer: float) -> str:  # your share of SST-2 dev tokens that the chapter's `sst_vocab` maps to <unk>
     "Exercise 1: the <unk> share of dev tokens under chapter 01's vocabulary (5,000 training sentences; all of them with FULL)."
-    a, truth = _as_number(answer, what='a fraction between 0 and 1'), _unk_share(5000)
+    a, truth = as_number(answer, what='a fraction between 0 and 1'), _unk_share(5000)
     if abs(a - truth) <= 1e-3: return f"Correct: {truth:.2%} of dev tokens are <unk> under a vocabulary of 5,000 training sentences."
     if abs(a - (full := _unk_share(None))) <= 1e-3: return f"Correct for FULL: {full:.2%} of dev tokens are <unk> under the whole training set's vocabulary."
-    return _grade(a, truth, 1e-3, '', {100 * truth: _PERCENT, 100 * full: _PERCENT},
+    return grade(a, truth, 1e-3, '', {100 * truth: PERCENT_VERDICT, 100 * full: PERCENT_VERDICT},
                   f"Not quite: you said {a:.4f}. Encode every dev sentence with sst_vocab and count the ids equal to sst_vocab.unk_index, over all tokens.")
 _CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
 def _clitic_cases(seed: int, n: int = 40) -> dict:
@@ -201,12 +90,12 @@ def _clitic_cases(seed: int, n: int = 40) -> dict:
               for _ in range(int(rng.integers(1, 6)))]
         cases[' '.join(s + c for s, c in ws)] = ' '.join(f'{s} {c}' if c else s for s, c in ws)
     return cases
-@_verdict
+@verdict
 def check_split_clitics(fn) -> str:  # your split_clitics(text: str) -> str
     "Exercise 2: a function that splits PTB clitics (n't, 's, 're, 've, 'll, 'd, 'm) off lower-case words."
     refs = {'tokenize': tokenize, '_CLITIC': _CLITIC, '_TOKEN': _TOKEN}
-    for text, want in _clitic_cases(_fresh()).items():
-        got = _call(fn, refs, text)
+    for text, want in _clitic_cases(fresh_seed()).items():
+        got = call_learner(fn, refs, text)
         if not isinstance(got, str): return f"Not quite: return the text as one string, not {type(got).__name__}."
         g, w = got.split(), want.split()
         if g == w: continue
@@ -216,33 +105,29 @@ def check_split_clitics(fn) -> str:  # your split_clitics(text: str) -> str
     return "Correct: every clitic is split the PTB way, and nothing else moves."
 
 # %% ../nbs/09_exercises.ipynb #c1120
-def _pack() -> Path:
-    "The course pack the chapters read (a check never builds one: it says how)."
-    from bilstm_kd.course import course_pack
-    return course_pack(build=False)
 def _dev_texts() -> list: return texts_of(load_task('sst2', verbose=False)['validation'])
-@_verdict
+@verdict
 def check_padding_saved(answer: int):  # your number of padding tokens that length-sorted batches save
     "Exercise 1: padding tokens saved by length-sorting the SST-2 dev sentences in batches of 64 (the course pack's teacher tokenizer)."
-    a = _as_number(answer, integer=True, what='a number of tokens')
-    texts, tok = _dev_texts(), teacher_tokenizer(_pack()/'teacher')
+    a = as_number(answer, integer=True, what='a number of tokens')
+    texts, tok = _dev_texts(), teacher_tokenizer(pack_for_checks()/'teacher')
     lens = [len(x) for x in tok(texts, truncation=True, max_length=128)['input_ids']]
     plain, srt = padding_stats(lens, [np.arange(i, min(i + 64, len(lens))) for i in range(0, len(lens), 64)]), padding_stats(lens, length_batches(lens, 64))
     truth = plain['padding'] - srt['padding']
-    return _grade(a, truth, 0, f"Correct: {truth} of {plain['padding']} padding tokens disappear; the batches now hold {srt['padded']} instead of {plain['padded']} tokens for {plain['real']} real ones.",
+    return grade(a, truth, 0, f"Correct: {truth} of {plain['padding']} padding tokens disappear; the batches now hold {srt['padded']} instead of {plain['padded']} tokens for {plain['real']} real ones.",
                   {plain['padding']: "That is all the padding of file order; subtract what sorted batches still pad."},
                   f"Not quite ({a}). Count tokens with the teacher's tokenizer (special tokens included, truncation at 128), then compare padding_stats of file-order batches with that of length_batches(lens, 64).")
-@_verdict
+@verdict
 def check_int8_fraction(answer: float):  # your fraction of the teacher's parameters that int8 converts, 0..1
     "Exercise 2: the share of the course pack teacher's parameters in `nn.Linear` weights (what dynamic int8 quantises)."
     from transformers import AutoConfig, AutoModelForSequenceClassification
-    a = _as_number(answer, what='a fraction between 0 and 1')
-    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(str(_pack()/'teacher')))   # its shapes; weights unneeded
+    a = as_number(answer, what='a fraction between 0 and 1')
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(str(pack_for_checks()/'teacher'), trust_remote_code=False))   # its shapes; weights unneeded
     share = lambda kind: sum(m.weight.numel() for m in model.modules() if isinstance(m, kind)) / sum(p.numel() for p in model.parameters())
     truth, emb = share(torch.nn.Linear), share(torch.nn.Embedding)
-    return _grade(a, truth, 0.005, f"Correct: {truth:.3f} of the parameters. Embeddings are {emb:.3f} of the model and stay fp32, so the weights shrink to "
+    return grade(a, truth, 0.005, f"Correct: {truth:.3f} of the parameters. Embeddings are {emb:.3f} of the model and stay fp32, so the weights shrink to "
                   f"{(1 - truth) + truth / 4:.2f}x their size, not 0.25x; the speed-up comes from int8 matrix products, where nearly all the compute is.",
-                  {1 - truth: "That is the share that stays fp32; the question asks for the int8 share.", 100 * truth: _PERCENT},
+                  {1 - truth: "That is the share that stays fp32; the question asks for the int8 share.", 100 * truth: PERCENT_VERDICT},
                   f"Not quite ({a:.3f}). Sum `weight.numel()` over nn.Linear modules and divide by all parameters.")
 @functools.lru_cache(maxsize=2)
 def _teacher_dev_logits(teacher_dir: str, stamp: float):  # stamp: the pack manifest's mtime (a rebuilt pack is read again)
@@ -251,57 +136,57 @@ def _teacher_dev_logits(teacher_dir: str, stamp: float):  # stamp: the pack mani
     from bilstm_kd.labels import teacher_logits
     dev = load_task('sst2', verbose=False)['validation']
     return teacher_logits(load_teacher(teacher_dir), texts_of(dev), progress=False), np.asarray(dev['label'])
-@_verdict
+@verdict
 def check_ece(answer: float):  # your expected calibration error of the course pack's teacher on SST-2 dev
     "Exercise 3: expected calibration error of the course pack's teacher on SST-2 dev, ten equal-width confidence bins."
-    a, pack = _as_number(answer, what='a number between 0 and 1'), _pack()
+    a, pack = as_number(answer, what='a number between 0 and 1'), pack_for_checks()
     logits, labels = _teacher_dev_logits(str(pack/'teacher'), (pack/'manifest.json').stat().st_mtime)
     truth = reliability(softmax(logits), labels, 10)['ece']
-    return _grade(a, truth, 1e-3, f"Correct: ECE = {truth:.4f}. " + ("Well calibrated." if truth < 0.03 else "Noticeably miscalibrated: the student will learn these over- or under-confident logits too."), {},
+    return grade(a, truth, 1e-3, f"Correct: ECE = {truth:.4f}. " + ("Well calibrated." if truth < 0.03 else "Noticeably miscalibrated: the student will learn these over- or under-confident logits too."), {},
                   f"Not quite ({a:.4f}). Confidence = max softmax probability; bin i holds conf in [i/10, (i+1)/10) (1.0 in the last bin); weight each bin's |accuracy - mean confidence| by its share of rows.")
 
 # %% ../nbs/09_exercises.ipynb #c1105
 _AUG_REFS = {'draw': draw, 'ngram_windows': ngram_windows, 'mask_words': mask_words, 'pos_replace': pos_replace, 'PosTable.sample': PosTable.sample}
 def _same_seed(fn, args: tuple, refs: dict, what: str):
     "A verdict unless `fn(*args, rng)` repeats under one seed and varies across seeds."
-    runs = [[_listed(_call(fn, refs, *[list(a) if isinstance(a, list) else a for a in args], np.random.default_rng(s)), what) for _ in range(2)]
-            for s in np.random.default_rng(_fresh()).integers(0, 2**32, 12).tolist()]
-    if any(a != b for a, b in runs): raise _Wrong(f"Not quite: the same seed gave two different {what}; draw only from the rng you are given.")
-    if len({repr(a) for a, _ in runs}) == 1: raise _Wrong(f"Not quite: twelve seeds gave the same {what}; draw from the rng you are given.")
+    runs = [[_listed(call_learner(fn, refs, *[list(a) if isinstance(a, list) else a for a in args], np.random.default_rng(s)), what) for _ in range(2)]
+            for s in np.random.default_rng(fresh_seed()).integers(0, 2**32, 12).tolist()]
+    if any(a != b for a, b in runs): raise Wrong(f"Not quite: the same seed gave two different {what}; draw only from the rng you are given.")
+    if len({repr(a) for a, _ in runs}) == 1: raise Wrong(f"Not quite: twelve seeds gave the same {what}; draw from the rng you are given.")
 def _listed(o, what: str = 'result') -> list:
     "`o` as a list, or a verdict: a string, a number or a dict is not a sequence of words."
-    if isinstance(o, (str, bytes, dict)) or not hasattr(o, '__iter__'): raise _Wrong(f"Not quite: return the {what} as a list, not {type(o).__name__}.")
+    if isinstance(o, (str, bytes, dict)) or not hasattr(o, '__iter__'): raise Wrong(f"Not quite: return the {what} as a list, not {type(o).__name__}.")
     return list(o)
 def _ngram_stats(outs, toks, L: int, what: str):
     "A verdict unless every output is a contiguous n-gram of `toks`, n ~ U{1..5} clipped to L, starts uniform."
     ns, starts = [], []
     for o in outs:
-        if not 1 <= len(o) <= 5: raise _Wrong(f"Not quite: for {L} words {what} kept {len(o)} words; n is between 1 and 5.")
+        if not 1 <= len(o) <= 5: raise Wrong(f"Not quite: for {L} words {what} kept {len(o)} words; n is between 1 and 5.")
         s = toks.index(o[0]) if o[0] in toks else -1
-        if s < 0 or toks[s:s + len(o)] != list(o): raise _Wrong(f"Not quite: {list(o)} is not a contiguous run of {toks}; keep tokens[start:start + n].")
+        if s < 0 or toks[s:s + len(o)] != list(o): raise Wrong(f"Not quite: {list(o)} is not a contiguous run of {toks}; keep tokens[start:start + n].")
         ns.append(len(o)); starts.append(s)
     want, got = np.bincount(np.minimum(np.arange(1, 6), L), minlength=6)[1:] / 5, np.bincount(ns, minlength=6)[1:6] / len(outs)
     if np.abs(got - want).max() > 0.045:
-        raise _Wrong(f"Not quite: for {L} words the n-gram lengths 1..5 came out {np.round(got, 2).tolist()}: draw n from {{1, ..., 5}} uniformly, then clip it to the length.")
+        raise Wrong(f"Not quite: for {L} words the n-gram lengths 1..5 came out {np.round(got, 2).tolist()}: draw n from {{1, ..., 5}} uniformly, then clip it to the length.")
     ones = np.array(starts)[np.array(ns) == 1]
     if L == 8 and np.abs(np.bincount(ones, minlength=8) / max(len(ones), 1) - 1 / 8).max() > 0.07:
-        raise _Wrong("Not quite: not every start is equally likely; draw start ~ U{0, ..., L - n}.")
-@_verdict
+        raise Wrong("Not quite: not every start is equally likely; draw start ~ U{0, ..., L - n}.")
+@verdict
 def check_ngram(fn) -> str:  # your ngram(tokens: list[str], rng: np.random.Generator) -> list[str]
     "Exercise 1: does `fn` keep a contiguous n-gram, n ~ U{1..5} clipped to the length, at a uniform position? (fresh draws on every call)"
-    rng, n_draws = np.random.default_rng(_fresh()), 3000
-    if _listed(_call(fn, _AUG_REFS, [], rng), 'n-gram') != []: return "Not quite: an empty sentence has no n-gram; return []."
-    for toks in ([f'w{i}' for i in range(L)] for L in (1, 3, 8)): _ngram_stats([_listed(_call(fn, _AUG_REFS, toks[:], rng), 'n-gram') for _ in range(n_draws)], toks, len(toks), 'your n-gram')
+    rng, n_draws = np.random.default_rng(fresh_seed()), 3000
+    if _listed(call_learner(fn, _AUG_REFS, [], rng), 'n-gram') != []: return "Not quite: an empty sentence has no n-gram; return []."
+    for toks in ([f'w{i}' for i in range(L)] for L in (1, 3, 8)): _ngram_stats([_listed(call_learner(fn, _AUG_REFS, toks[:], rng), 'n-gram') for _ in range(n_draws)], toks, len(toks), 'your n-gram')
     _same_seed(fn, ([f'w{i}' for i in range(8)],), _AUG_REFS, 'n-grams')
     return "Correct: contiguous runs, n uniform on 1..5 and clipped to the length, starts uniform."
 
-@_verdict
+@verdict
 def check_copy_prob(answer: float) -> str:  # your probability that one draw of an 8-word sentence is an exact copy
     "Exercise 2: the probability that a draw of an 8-word sentence is an exact copy at the paper's rates (replacements always differ)."
-    a, d, L = _as_number(answer, what='a probability between 0 and 1'), AugmentConfig(), 8
+    a, d, L = as_number(answer, what='a probability between 0 and 1'), AugmentConfig(), 8
     keep_words = (1 - d.p_mask - d.p_pos) ** L
     truth = keep_words * (1 - d.p_ng)       # an n-gram of at most 5 words always shortens 8 words
-    return _grade(a, truth, 5e-3, f"Correct: {truth:.4f} = (1 - p_mask - p_pos)^{L} x (1 - p_ng) -- for 8 words an n-gram (n <= 5) always shortens it.",
+    return grade(a, truth, 5e-3, f"Correct: {truth:.4f} = (1 - p_mask - p_pos)^{L} x (1 - p_ng) -- for 8 words an n-gram (n <= 5) always shortens it.",
                   {keep_words: "Not quite: that counts only the word rules; the n-gram step shortens the sentence with probability p_ng.",
                    1 - d.p_mask - d.p_pos: "Not quite: that is the chance that one word is untouched; all the words must be untouched."},
                   f"Not quite: you said {a:.4f}. Every word must escape both rules, and the n-gram step must not fire.")
@@ -310,17 +195,17 @@ def _hidden_counts(rng) -> dict:
     name = lambda: ''.join(rng.choice(list('bcdfgklmnprstvz'), 5))
     return {'NN': dict(zip([name() for _ in range(3)], rng.permutation([7, 2, 1]).tolist())),
             'JJ': dict(zip([name() for _ in range(2)], rng.permutation([4, 1]).tolist())), 'DT': {name(): 5}}
-@_verdict
+@verdict
 def check_pos_sampler(fn) -> str:  # your sample_word(counts: dict[tag, dict[word, count]], tag, rng) -> word
     "Exercise 3: does `fn` draw a word of `tag` with probability proportional to its count? (made-up words, fresh on every call)"
-    counts, n_draws = _hidden_counts(rng := np.random.default_rng(_fresh())), 6000
+    counts, n_draws = _hidden_counts(rng := np.random.default_rng(fresh_seed())), 6000
     for tag in ('NN', 'JJ'):
-        got = [_call(fn, _AUG_REFS, counts, tag, rng) for _ in range(n_draws // 2)]
+        got = [call_learner(fn, _AUG_REFS, counts, tag, rng) for _ in range(n_draws // 2)]
         if bad := sorted({str(w) for w in got} - set(counts[tag])): return f"Not quite: you drew {bad[:3]}, which are not words of the tag {tag}; draw only from counts[tag]."
         if max(abs(got.count(w) / len(got) - c / sum(counts[tag].values())) for w, c in counts[tag].items()) > 0.035:
             return f"Not quite: the shares of the {tag} words do not follow their counts: weight each word by its count (the unigram distribution re-normalised by the tag)."
     (only,) = counts['DT']
-    if any(_call(fn, _AUG_REFS, counts, 'DT', rng) != only for _ in range(20)): return "Not quite: a tag with one word must always give that word."
+    if any(call_learner(fn, _AUG_REFS, counts, 'DT', rng) != only for _ in range(20)): return "Not quite: a tag with one word must always give that word."
     _same_seed(lambda c, t, r: [fn(c, t, r) for _ in range(5)], (counts, 'NN'), _AUG_REFS, 'words')
     return "Correct: words of the right tag, in proportion to their counts."
 
@@ -334,10 +219,10 @@ def _aug_draws(fn, case, n: int, seed, **p) -> list:
     "n outputs of `fn` on `case` from one seeded generator, each checked to be a list of words."
     (words, tags, vocab), rng, outs = case, np.random.default_rng(seed), []
     for _ in range(n):
-        o = _call(fn, _AUG_REFS, w := list(words), list(tags), vocab, rng, **p)
+        o = call_learner(fn, _AUG_REFS, w := list(words), list(tags), vocab, rng, **p)
         if isinstance(o, str) or not isinstance(o, (list, tuple)) or not all(isinstance(x, str) for x in o):
-            raise _Wrong(f"Not quite: return the new sentence as a list of words (str), not {type(o).__name__}.")
-        if w != list(words): raise _Wrong("Not quite: your function changed the list of words it was given; build a new list.")
+            raise Wrong(f"Not quite: return the new sentence as a list of words (str), not {type(o).__name__}.")
+        if w != list(words): raise Wrong("Not quite: your function changed the list of words it was given; build a new list.")
         outs.append(list(o))
     return outs
 def _word_rules(outs, case, p_mask: float, p_pos: float) -> tuple:
@@ -346,14 +231,14 @@ def _word_rules(outs, case, p_mask: float, p_pos: float) -> tuple:
     where = f"with p_mask = {p_mask}, p_pos = {p_pos} and p_ng = 0"
     masked, swapped = np.zeros((len(outs), len(words))), np.zeros((len(outs), len(words)))
     for k, o in enumerate(outs):
-        if len(o) != len(words): raise _Wrong(f"Not quite: {where} a sentence of {len(words)} words came back with {len(o)}; only the n-gram step drops words.")
+        if len(o) != len(words): raise Wrong(f"Not quite: {where} a sentence of {len(words)} words came back with {len(o)}; only the n-gram step drops words.")
         for i, (w, t) in enumerate(zip(o, tags)):
             if w == words[i]: continue
             if w == MASK_TOKEN: masked[k, i] = 1; continue
-            if w.lower() in ('<mask>', '[mask]', 'mask', '<unk>', '_'): raise _Wrong(f"Not quite: write a masked word as '{MASK_TOKEN}' (MASK_TOKEN), not {w!r}.")
+            if w.lower() in ('<mask>', '[mask]', 'mask', '<unk>', '_'): raise Wrong(f"Not quite: write a masked word as '{MASK_TOKEN}' (MASK_TOKEN), not {w!r}.")
             if w not in vocab[t]:
                 why = 'swaps must keep the POS tag' if any(w in v for v in vocab.values()) else 'a replacement comes from vocab[tag]'
-                raise _Wrong(f"Not quite: {where} the word {words[i]!r} (tag {t}) became {w!r}: {why}.")
+                raise Wrong(f"Not quite: {where} the word {words[i]!r} (tag {t}) became {w!r}: {why}.")
             swapped[k, i] = 1
     return masked.mean(), swapped.mean(), masked.mean(0), masked.sum(1).var()
 def _swap_shares(outs, case) -> float:
@@ -369,10 +254,10 @@ def _window_of(o, case) -> bool:
     words, tags, vocab = case
     fits = lambda s: all(w in (words[s + j], MASK_TOKEN) or w in vocab[tags[s + j]] for j, w in enumerate(o))
     return (len(o) == len(words) or 1 <= len(o) <= 5) and any(fits(s) for s in range(len(words) - len(o) + 1))
-@_verdict
+@verdict
 def check_augment_pass(fn) -> str:  # your augment_once(words, tags, vocab, rng, p_mask=0.1, p_pos=0.1, p_ng=0.25) -> list of words
     "Build-the-paper exercise (03): one pass of the three augmentation rules of §3.3, by statistics over seeded draws."
-    rng = np.random.default_rng(base := _fresh())
+    rng = np.random.default_rng(base := fresh_seed())
     for L in (0, 1, 2, 7):
         if _aug_draws(fn, case := _aug_case(rng, L), 3, (base, L), p_mask=0.0, p_pos=0.0, p_ng=0.0) != [case[0]] * 3:
             return "Not quite: with p_mask = p_pos = p_ng = 0 the sentence must come back unchanged."
@@ -402,14 +287,14 @@ def _param_parts(embed_dim, hidden, fc, num_labels, multichannel, pair):
     d = embed_dim * (2 if multichannel else 1)
     return {'lstm': 2 * 4 * (hidden * d + hidden * hidden + 2 * hidden),
             'fc': (8 if pair else 2) * hidden * fc + fc, 'out': fc * num_labels + num_labels}
-@_verdict
+@verdict
 def check_param_count(answer: int):  # your count of the paper's single-sentence student, without embeddings
     "Exercise 1: a hand count of the paper's student (300-d multichannel input, 150 hidden, 200 FC, 2 labels) without embeddings."
-    a = _as_number(answer, integer=True, what='a count of parameters')
+    a = as_number(answer, integer=True, what='a count of parameters')
     embed_dim, hidden, fc, pair = 300, 150, 200, False
     total = sum((parts := _param_parts(embed_dim, hidden, fc, 2, True, pair)).values())
     say = f"Not quite: you said {a:,}, too {'many' if a > total else 'few'}: "
-    return _grade(a, total, 0, f"Correct: {total:,} = LSTM {parts['lstm']:,} + FC {parts['fc']:,} + output {parts['out']:,}.",
+    return grade(a, total, 0, f"Correct: {total:,} = LSTM {parts['lstm']:,} + FC {parts['fc']:,} + output {parts['out']:,}.",
                   {total - parts['lstm'] // 2: say + "you counted one LSTM direction; the BiLSTM has two.",
                    total - 2 * 4 * hidden: say + "you used one bias per gate; PyTorch keeps b_ih and b_hh.",
                    total - 2 * 4 * hidden * embed_dim: say + "the multichannel input is 2 × embed_dim wide.",
@@ -419,15 +304,15 @@ def check_param_count(answer: int):  # your count of the paper's single-sentence
 # %% ../nbs/09_exercises.ipynb #c1108
 def _pair_ref(h1, h2): return torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], -1)
 _PAIR_REFS = {'pair features': _pair_ref, 'SiameseBiLSTM': SiameseBiLSTM.forward}
-@_verdict
+@verdict
 def check_pair_features(fn):  # your features(h1 [B, H], h2 [B, H]) -> [B, 4H]
     "Build-the-paper exercise (04): the siamese feature vector [h1, h2, h1⊙h2, |h1−h2|] of §3.1, on fresh hidden shapes."
-    g = torch.Generator().manual_seed(_fresh())
+    g = torch.Generator().manual_seed(fresh_seed())
     shapes = [(1, 1), (1, 6)] + [tuple(int(x) for x in torch.randint(2, 9, (2,), generator=g)) for _ in range(3)]
     for B, H in shapes:
         h1, h2 = (torch.randn(B, H, generator=g, dtype=torch.float64).requires_grad_() for _ in range(2))
         keep = h1.detach().clone(), h2.detach().clone()
-        got = _call(fn, _PAIR_REFS, h1, h2)
+        got = call_learner(fn, _PAIR_REFS, h1, h2)
         if not isinstance(got, torch.Tensor): return f"Not quite: return a torch tensor (torch.cat of the four blocks), not {type(got).__name__}."
         if not (torch.equal(h1.detach(), keep[0]) and torch.equal(h2.detach(), keep[1])): return "Not quite: your function changed h1 or h2 in place; build new tensors."
         if tuple(got.shape) != (B, 4 * H): return f"Not quite: for h1 and h2 of shape {(B, H)} your features have shape {tuple(got.shape)}; put the four blocks side by side on the last dimension."
@@ -441,10 +326,10 @@ def check_pair_features(fn):  # your features(h1 [B, H], h2 [B, H]) -> [B, 4H]
     return "Correct: the product and the absolute difference are symmetric, so the pair order only swaps h1 and h2."
 
 _TOY_TEXTS = ("a gripping , funny film .", "dull .", "the plot is a mess but the actors are great .")   # chapter 04's toy batch
-@_verdict
+@verdict
 def check_padding_leak(answer: int):  # how many of chapter 04's toy sentences get a wrong 'final' state without packing
     "Exercise 3: sentences of the toy batch whose last-time-step state (no packing) differs from the packed final state."
-    a = _as_number(answer, integer=True, what='a number of sentences')
+    a = as_number(answer, integer=True, what='a number of sentences')
     vocab = Vocab.build([tokenize(t) for t in _TOY_TEXTS])
     vecs = np.random.default_rng(0).normal(size=(len(vocab), 8)).astype(np.float32); vecs[0] = 0
     torch.manual_seed(0)
@@ -454,14 +339,14 @@ def check_padding_leak(answer: int):  # how many of chapter 04's toy sentences g
         e = m.encoder; H = e.lstm.hidden_size
         out, _ = e.lstm(torch.cat([e.embed(ids), e.static(ids)], -1))   # the multichannel input, run over the pads
         want = int((~torch.isclose(out[:, -1, :H], e(ids, lengths)[:, :H], atol=1e-6).all(-1)).sum())
-    return _grade(a, want, 0, f"Correct: every sentence shorter than the longest ({want} of {len(_TOY_TEXTS)}) reads pads after its last word.", {},
+    return grade(a, want, 0, f"Correct: every sentence shorter than the longest ({want} of {len(_TOY_TEXTS)}) reads pads after its last word.", {},
                   "Not quite. Only the longest sentence has no padding; compare `m.encoder.lstm(x)` outputs at position T-1 with the packed h_n.")
 
 # %% ../nbs/09_exercises.ipynb #c1097
-@_verdict
+@verdict
 def check_logit_information(kl_a: float, kl_b: float, mse_a: float, mse_b: float):  # your four loss values
     "Verdict on exercise 1: KL and MSE of a student (2, -1) against teachers (2, -1) and (12, 9)."
-    got = [_as_number(x, what='four numbers') for x in (kl_a, kl_b, mse_a, mse_b)]
+    got = [as_number(x, what='four numbers') for x in (kl_a, kl_b, mse_a, mse_b)]
     zs, za, zb = torch.tensor([[2., -1.]]), torch.tensor([[2., -1.]]), torch.tensor([[12., 9.]])
     want = [kl_logits(zs, za).item(), kl_logits(zs, zb).item(), mse_logits(zs, za).item(), mse_logits(zs, zb).item()]
     names = ['KL vs A', 'KL vs B', 'MSE vs A', 'MSE vs B']
@@ -471,33 +356,33 @@ def check_logit_information(kl_a: float, kl_b: float, mse_a: float, mse_b: float
             "; compare the two teachers' softmax distributions before computing KL" if 'KL vs B' in wrong else '')
     return f"Not quite: {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong{hint}."
 
-@_verdict
+@verdict
 def check_gradients(g_mse: float, g_kl: float):  # your d loss / d z_s[0] for MSE and for T²·KL
     "Verdict on exercise 2: gradients of MSE and T²·KL (T = 2) on the first logit of a student (1, 0) against a teacher (3, 0)."
-    g_mse, g_kl = _as_number(g_mse, what='two numbers'), _as_number(g_kl, what='two numbers')
+    g_mse, g_kl = as_number(g_mse, what='two numbers'), as_number(g_kl, what='two numbers')
     z_s, z_t, temperature = (1.0, 0.0), (3.0, 0.0), 2.0
     zs = torch.tensor([z_s], requires_grad=True); zt = torch.tensor([z_t])
     mse_logits(zs, zt).backward(); want_mse = zs.grad[0, 0].item(); zs.grad = None
     kl_logits(zs, zt, temperature).backward(); want_kl = zs.grad[0, 0].item()
-    msgs = [_grade(g_mse, want_mse, 1e-3, '', {-want_mse: "MSE: the sign is reversed", want_mse / 2: "MSE: d/dz of (z_s − z_t)² is 2·(z_s − z_t)"}, "MSE: 2·(z_s − z_t), no 1/K factor"),
-            _grade(g_kl, want_kl, 1e-3, '', {want_kl / temperature ** 2: "KL: you forgot the T² factor (the gradient of KL alone is (p_s − p_t)/T)",
+    msgs = [grade(g_mse, want_mse, 1e-3, '', {-want_mse: "MSE: the sign is reversed", want_mse / 2: "MSE: d/dz of (z_s − z_t)² is 2·(z_s − z_t)"}, "MSE: 2·(z_s − z_t), no 1/K factor"),
+            grade(g_kl, want_kl, 1e-3, '', {want_kl / temperature ** 2: "KL: you forgot the T² factor (the gradient of KL alone is (p_s − p_t)/T)",
                                              -want_kl: "KL: the sign is reversed"}, "KL: use T·(p_s − p_t) with both softmaxes at temperature T")]
     if any(msgs): return "Not quite: " + "; ".join(m for m in msgs if m) + "."
     return f"Correct: MSE pulls with {want_mse:.2f}, T²·KL with only {want_kl:.2f}: the bounded KL gradient under-weights the teacher's confidence."
 
-@_verdict
+@verdict
 def check_mixed_loss(with_teacher_label: float, ce_off: float):  # your two loss values
     "Verdict on exercise 3: the α = 0.3 mix for one augmented sample, z_s = (0, 0), z_t = (−1, 2) (α ≠ 0.5, so the terms cannot be swapped)."
-    a_, b_ = _as_number(with_teacher_label, what='two numbers'), _as_number(ce_off, what='two numbers')
+    a_, b_ = as_number(with_teacher_label, what='two numbers'), as_number(ce_off, what='two numbers')
     zs, zt, y, alpha = torch.zeros(1, 2), torch.tensor([[-1., 2.]]), torch.tensor([-1]), 0.3
     a, b = kd_loss(zs, zt, y, alpha=alpha).item(), kd_loss(zs, zt, y, alpha=alpha, augmented_ce='off').item()
     ce, mse = math.log(2), mse_logits(zs, zt).item()
     if abs(a_ - a) < 1e-3 and abs(b_ - b) < 1e-3:
         return f"Correct: 0.3·ln 2 + 0.7·5 = {a:.4f} with the teacher's label, 0.7·5 = {b:.4f} with CE off (the CE weight is not renormalised)."
     swapped = "α weighs the CE term and 1 − α the distillation term, not the other way round"
-    msgs = [_grade(a_, a, 1e-3, '', {b: "with the teacher's label the augmented row's CE term counts: its label is the teacher's argmax",
+    msgs = [grade(a_, a, 1e-3, '', {b: "with the teacher's label the augmented row's CE term counts: its label is the teacher's argmax",
                                       (1 - alpha) * ce + alpha * mse: swapped}, "with the teacher's label: α·CE + (1 − α)·MSE"),
-            _grade(b_, b, 1e-3, '', {mse: "with CE off the CE weight is not renormalised: keep (1 − α) on the MSE", alpha * mse: swapped},
+            grade(b_, b, 1e-3, '', {mse: "with CE off the CE weight is not renormalised: keep (1 − α) on the MSE", alpha * mse: swapped},
                    "with CE off only (1 − α)·MSE remains")]
     return "Not quite: " + "; ".join(dict.fromkeys(m for m in msgs if m)) + "."
 
@@ -511,11 +396,11 @@ def _loss_mistake(v: float, z_s, z_t) -> str | None:
              (d.norm(dim=-1).mean(), True, "is the norm, not its square: ||z_t − z_s||₂²"),
              (d.abs().sum(-1).mean(), True, "sums absolute differences: square them"),
              (d.pow(2).sum(-1).mean() / 2, True, "has a factor 1/2 that the paper's loss does not have")]
-    return next((msg for w, ok, msg in known if ok and _close(v, w.item(), 1e-4)), None)
+    return next((msg for w, ok, msg in known if ok and close_to(v, w.item(), 1e-4)), None)
 def _mse_mistake(fn, v: float, z_s, z_t) -> str:
     "What a wrong value `v` of a learner's loss on (z_s, z_t) most likely comes from."
-    other = lambda a, b: _number(_call(fn, {}, a, b).detach().double())
-    same = lambda a, b: (o := other(a, b)) is not None and _close(o, v, 1e-6)
+    other = lambda a, b: plain_number(call_learner(fn, {}, a, b).detach().double())
+    same = lambda a, b: (o := other(a, b)) is not None and close_to(o, v, 1e-6)
     K, shift = z_s.shape[1], torch.linspace(1.0, 2.0, z_s.shape[1])      # a different change for every class
     deaf = [n for n, a, b in (('z_t', z_s.detach(), z_t + shift), ('z_s', z_s.detach() + shift, z_t)) if same(a, b)]
     if K > 1 and not deaf and same(z_s.detach() + 3.0, z_t) and same(z_s.detach(), z_t - 3.0):
@@ -524,20 +409,20 @@ def _mse_mistake(fn, v: float, z_s, z_t) -> str:
     if deaf: return f"your loss does not change when {' or '.join(deaf)} changes: it ignores {dict(z_t='the teacher logits', z_s='the student logits').get(deaf[0]) if len(deaf) == 1 else 'both its inputs'}"
     return "your loss " + (_loss_mistake(v, z_s, z_t) or "is not the squared error of the logits, summed over the classes and averaged over the batch")
 _LOSS_REFS = {'mse_logits': mse_logits, 'kd_loss': kd_loss, 'kl_logits': kl_logits}
-@_verdict
+@verdict
 def check_kd_mse_loss(fn) -> str:  # your kd_mse_loss(z_s [B, K], z_t [B, K]) -> 0-d tensor
     "Build-the-paper exercise (05): the MSE distillation loss of §3.2, value and gradient, on fresh hidden shapes and values."
-    g = torch.Generator().manual_seed(_fresh())
+    g = torch.Generator().manual_seed(fresh_seed())
     rand = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=g))
     for B, K in ((rand(2, 9), rand(2, 6)), (1, rand(2, 6)), (rand(2, 9), 1), (1, 1), (rand(9, 40), rand(2, 6))):
         z_s, z_t = (3 * torch.randn(B, K, generator=g)).requires_grad_(), 3 * torch.randn(B, K, generator=g)
         keep, where = (z_s.detach().clone(), z_t.clone()), f"on a batch of {B} with {K} class{'es' if K > 1 else ''}"
-        out = _call(fn, _LOSS_REFS, z_s, z_t)
+        out = call_learner(fn, _LOSS_REFS, z_s, z_t)
         if not isinstance(out, torch.Tensor): return f"Not quite: return the loss as a torch tensor, so it can be back-propagated, not {type(out).__name__}."
         if not (torch.equal(z_s.detach(), keep[0]) and torch.equal(z_t, keep[1])): return "Not quite: your function changed z_s or z_t in place."
         if out.dim() != 0: return f"Not quite: {where} your loss has shape {tuple(out.shape)}; reduce it to one number (a 0-d tensor)."
         v = out.detach().double().item()
-        if not _close(v, mse_logits(z_s.detach(), z_t).item(), 1e-4): return f"Not quite: {where} {_mse_mistake(fn, v, z_s, z_t)}."
+        if not close_to(v, mse_logits(z_s.detach(), z_t).item(), 1e-4): return f"Not quite: {where} {_mse_mistake(fn, v, z_s, z_t)}."
         if not out.requires_grad: return "Not quite: no gradient reaches z_s; keep the computation in torch (no numpy, .item() or .detach())."
         (gs,) = torch.autograd.grad(out, z_s)
         if not torch.allclose(gs, 2 * (z_s - z_t).detach() / B, rtol=1e-4, atol=1e-6): return f"Not quite: {where} the value is right but the gradient is not."
@@ -565,14 +450,14 @@ def _run_step(step, case, refs=None, z_t=None, train: bool = True, **kw):
     for n, p in m.named_parameters(): p.grad = stale[n].clone()
     args = (m, make(m.parameters()), batch, zt if z_t is None else z_t)
     torch.manual_seed(seed + 1)        # every run of this case draws the same dropout masks
-    return (_call(step, refs, *args) if refs is not None else step(*args, **kw)), m
+    return (call_learner(step, refs, *args) if refs is not None else step(*args, **kw)), m
 def _same_params(a, b) -> bool: return all(torch.allclose(p, q, rtol=1e-4, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
-def _loss_of(x): return _number(x.detach() if isinstance(x, torch.Tensor) else x)
+def _loss_of(x): return plain_number(x.detach() if isinstance(x, torch.Tensor) else x)
 _STEP_REFS = {'training step': _ref_train_step, 'train_epoch': train_epoch, 'fit': fit}
-@_verdict
+@verdict
 def check_train_step(fn) -> str:  # your train_step(model, opt, batch, z_t) -> the loss
     "Build-the-paper exercise (05): one distillation step, against the reference on tiny students drawn afresh (some with dropout)."
-    g = np.random.default_rng(_fresh()); B = lambda: int(g.integers(2, 9))
+    g = np.random.default_rng(fresh_seed()); B = lambda: int(g.integers(2, 9))
     cases = [(B(), 2, False, 0.0), (1, 2, True, 0.0), (B(), 1, True, 0.0), (B(), 3, False, 0.0), (1, 1, False, 0.0), (B() + 2, 2, False, 0.5), (B(), 3, True, 0.5)]
     for B_, K, sgd, p in cases:
         case = _step_case(int(g.integers(2**31)), B_, K, sgd, p)
@@ -582,11 +467,11 @@ def check_train_step(fn) -> str:  # your train_step(model, opt, batch, z_t) -> t
         want, ref = _run_step(_ref_train_step, case)
         if not m.training: return "Not quite: your step left the model in eval mode; a training step keeps it in train mode, so dropout stays on."
         if _same_params(m, case[0]): return "Not quite: the parameters did not move: call loss.backward(), then opt.step() (zero the gradients before backward, not after)."
-        if not _close(v, want, 1e-4):
-            if p and _close(v, _run_step(_ref_train_step, case, train=False)[0], 1e-4):
+        if not close_to(v, want, 1e-4):
+            if p and close_to(v, _run_step(_ref_train_step, case, train=False)[0], 1e-4):
                 return f"Not quite: {where} your loss is the one with dropout off: you ran the model in eval mode; a training step runs it in train mode."
-            if _close(_loss_of(_run_step(fn, case, _STEP_REFS, z_t=case[2] + 1)[0]), v, 1e-9): return f"Not quite: {where} your loss does not change with z_t: it ignores the teacher's logits."
-            if _close(v, mse_logits(ref(*case[1]), case[2]).item(), 1e-4): return f"Not quite: {where} you returned the loss after the step; return the loss you back-propagated."
+            if close_to(_loss_of(_run_step(fn, case, _STEP_REFS, z_t=case[2] + 1)[0]), v, 1e-9): return f"Not quite: {where} your loss does not change with z_t: it ignores the teacher's logits."
+            if close_to(v, mse_logits(ref(*case[1]), case[2]).item(), 1e-4): return f"Not quite: {where} you returned the loss after the step; return the loss you back-propagated."
             return f"Not quite: {where} your loss {_loss_mistake(v, case[0](*case[1]), case[2]) or 'is not the MSE of the logits against z_t'}."
         if not _same_params(m, ref):
             if _same_params(m, _run_step(_ref_train_step, case, zero=False)[1]): return "Not quite: the gradients held stale values from before; call opt.zero_grad() before loss.backward()."
@@ -594,19 +479,16 @@ def check_train_step(fn) -> str:  # your train_step(model, opt, batch, z_t) -> t
     return "Correct: the same loss and, after one step, the same parameters as the reference, with dropout on, whatever the gradients held before."
 
 # %% ../nbs/09_exercises.ipynb #c1082
-def _pack_eval() -> dict:
-    "The course pack's eval.json: its models' dev metrics and its speed rows."
-    return read_json(_pack()/'eval.json')
-@_verdict
+@verdict
 def check_expected_agreement(answer: float) -> str:  # your agreement rate of the course pack's teacher and student if their errors were independent
     "Exercise 1: the agreement rate two models with the course pack's dev accuracies would have with independent errors."
-    a, ev = _as_number(answer, what='a rate between 0 and 1'), _pack_eval()
+    a, ev = as_number(answer, what='a rate between 0 and 1'), pack_eval()
     acc_a, acc_b = (ev[m]['metrics']['validation']['accuracy'] for m in ('teacher', 'student'))
     C = get_task('sst2').num_labels
     want = acc_a * acc_b + (1 - acc_a) * (1 - acc_b) / (C - 1)
-    return _grade(a, want, 0.005, f"Correct: {want:.3f} = a·b + (1−a)(1−b)/(C−1) for the pack's teacher ({acc_a:.3f}) and student ({acc_b:.3f}). Compare it with the agreement `compare` measured.",
+    return grade(a, want, 0.005, f"Correct: {want:.3f} = a·b + (1−a)(1−b)/(C−1) for the pack's teacher ({acc_a:.3f}) and student ({acc_b:.3f}). Compare it with the agreement `compare` measured.",
                   {acc_a * acc_b: "Not quite: that counts only 'both right'. Two models also agree when both are wrong the same way.",
-                   min(acc_a, acc_b): "Not quite: that is the best case (errors nested), not independence.", 100 * want: _PERCENT},
+                   min(acc_a, acc_b): "Not quite: that is the best case (errors nested), not independence.", 100 * want: PERCENT_VERDICT},
                   "Not quite. Add P(both right) and P(both wrong and the same wrong class), with the accuracies in the course pack's eval.json.")
 
 # %% ../nbs/09_exercises.ipynb #c1126
@@ -615,33 +497,33 @@ def _speed_rows_problem(rows, model: str) -> str | None:
     rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, (list, tuple)) else []
     ref = next((x.get('model') for x in rows if x.get('reference')), 'student')   # the row the ratios divide by
     s, r = ({x.get('model'): x for x in rows}.get(k) for k in (ref, model))
-    if r is None or _number(r.get('latency_ratio')) is None: return f"No measured batch-1 latency for {model!r} in these rows; run bench_speed first."
-    if s is None or not all(_number(x.get('latency_ms')) for x in (s, r)) or not _close(r['latency_ratio'], r['latency_ms'] / s['latency_ms'], 0.02):
+    if r is None or plain_number(r.get('latency_ratio')) is None: return f"No measured batch-1 latency for {model!r} in these rows; run bench_speed first."
+    if s is None or not all(plain_number(x.get('latency_ms')) for x in (s, r)) or not close_to(r['latency_ratio'], r['latency_ms'] / s['latency_ms'], 0.02):
         return "Not quite: these rows are not a speed measurement (latency_ratio and latency_ms disagree); pass the rows bench_speed returned."
     return None
-@_verdict
+@verdict
 def check_latency_ratio(answer: float) -> str:  # your guess: BERT-large's batch-1 time / the student's, as the course pack measured them
     "Exercise 1: a guess of BERT-large's batch-1 latency over the student's, graded within 2x of the course pack's measurement."
-    rows, model = _pack_eval().get('speed'), 'bert-large'
+    rows, model = pack_eval().get('speed'), 'bert-large'
     if (why := _speed_rows_problem(rows, model)): return f"Not yet: the course pack holds no usable speed measurement ({why}); rebuild it with `bilstm-kd course-pack`."
     truth = next(r for r in rows if r.get('model') == model)['latency_ratio']
-    if (a := _as_number(answer, what='a ratio of times')) <= 0: return "A ratio of times is positive; guess how many times slower."
+    if (a := as_number(answer, what='a ratio of times')) <= 0: return "A ratio of times is positive; guess how many times slower."
     if max(a / truth, truth / a) <= 2.0: return f"Close enough: the course pack measured {truth:.0f}×, you said {a:g}× (within 2×)."
     return f"Not quite: you said {a:g}×, more than 2× too {'high' if a > truth else 'low'}. At batch 1 neither model fills the CPU's vector units, so per-call costs matter more than FLOPs."
 
-@_verdict
+@verdict
 def check_bert_params(answer: int, size: str = 'bert-base', num_labels: int = 2) -> str:  # your count without embeddings
     "Exercise 3: verdict on a hand count of BERT's parameters without embeddings."
-    a = _as_number(answer, integer=True, what='a count of parameters')
+    a = as_number(answer, integer=True, what='a count of parameters')
     if size not in BERT_SIZES: return f"Not quite: size is one of {', '.join(map(repr, BERT_SIZES))}, not {size!r}."
-    num_labels = _as_number(num_labels, integer=True, what='a number of classes')
+    num_labels = as_number(num_labels, integer=True, what='a number of classes')
     if num_labels < 2: return "Not quite: a classifier has at least 2 classes."
     cfg = BERT_SIZES[size]
     H, L, I = cfg['hidden_size'], cfg['num_hidden_layers'], cfg['intermediate_size']
     want = bert_param_count(**cfg, num_labels=num_labels, embeddings=False)
     layers = L * (4 * (H * H + H) + 2 * H + 2 * H * I + I + H + 2 * H)
     say = f"Not quite: you said {a:,}. "
-    return _grade(a, want, 0, f"Correct: {want:,} ({layers:,} in the {L} layers, the rest in the LayerNorm, pooler and head).",
+    return grade(a, want, 0, f"Correct: {want:,} ({layers:,} in the {L} layers, the rest in the LayerNorm, pooler and head).",
                   {layers: say + "That is the encoder layers only; add the embedding LayerNorm (2H), the pooler (H² + H) and the head (H·C + C).",
                    want - L * (4 * H + I + H): say + "You left out the biases of the linear layers.",
                    want - L * 4 * H: say + "You left out the two LayerNorms of each layer (2H each).",
@@ -649,14 +531,14 @@ def check_bert_params(answer: int, size: str = 'bert-base', num_labels: int = 2)
                   say + "Per layer: 4(H²+H) + 2·H·I + I + H + 4H.")
 
 # %% ../nbs/09_exercises.ipynb #c1084
-@_verdict
+@verdict
 def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:  # your stage names, in order; the setting that changed
     "Exercise 1: which stages rerun when one setting changes."
     from bilstm_kd.pipeline import rerun_stages, STAGES
     if not isinstance(answer, (list, tuple)) or not all(isinstance(s, str) for s in answer): return "Not quite: answer with a list of stage names (strings)."
     names = [s.name for s in STAGES]
     try: truth = rerun_stages(changed)
-    except (UserError, KeyError, ValueError) as e: return f"Not quite: {_line(e)}"
+    except (UserError, KeyError, ValueError) as e: return f"Not quite: {one_line(e)}"
     if bad := [s for s in answer if s not in names]: return f"Not quite: {bad[0]!r} is not a stage; the stages are {', '.join(names)}."
     if list(answer) == truth: return f"Correct: {' → '.join(truth)}. The other stages are reused from the cache."
     missing, extra = [s for s in truth if s not in answer], [s for s in answer if s not in truth]
@@ -664,16 +546,16 @@ def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:  # your st
     if missing: return f"Not quite: {len(missing)} stage{'s are' if len(missing) > 1 else ' is'} missing; a stage also reruns when something it reads reruns."
     return "Not quite: the right stages, but in the wrong order (or repeated); list them in pipeline order."
 
-@_verdict
+@verdict
 def check_label_rate(answer: float) -> str:  # your sentences labelled per second in the course pack's run
     "Exercise 2: the labelling throughput of the course pack's run, from its report."
-    lab = read_json(_pack()/'report.json').get('labelling') or {}
-    n, s = _number(lab.get('n')), _number(lab.get('seconds'))
+    lab = read_json(pack_for_checks()/'report.json').get('labelling') or {}
+    n, s = plain_number(lab.get('n')), plain_number(lab.get('seconds'))
     if not (n and s): return "Not yet: the course pack's report has no label stage; rebuild it with `bilstm-kd course-pack`."
-    a, truth = _as_number(answer, what='sentences per second'), n / s
+    a, truth = as_number(answer, what='sentences per second'), n / s
     if abs(a - truth) <= 0.15 * truth: return f"Correct: about {truth:.0f} sentences/s."
-    if _close(a, s / n, 0.05): return "Not quite: that is seconds per sentence; divide the rows by the seconds."
-    if _close(a, n, 0.01): return "Not quite: that is the number of rows; divide it by the label stage's seconds."
+    if close_to(a, s / n, 0.05): return "Not quite: that is seconds per sentence; divide the rows by the seconds."
+    if close_to(a, n, 0.01): return "Not quite: that is the number of rows; divide it by the label stage's seconds."
     return "Not quite: divide the transfer rows (report['labelling']['n']) by the label stage's seconds (report['labelling']['seconds']) in the course pack's report.json."
 
 # %% ../nbs/09_exercises.ipynb #c1112
@@ -681,19 +563,19 @@ def _ablation_rows(folder) -> list:
     "The rows of the ablation `ablate` wrote in `folder`, each scored anew from its own run's records (stages.json), not from ablation.json's figures."
     from bilstm_kd.ablation import MODELS, Setting
     if isinstance(folder, dict) or not isinstance(folder, (str, Path)):
-        raise _Wrong(f"Not quite: pass the folder `ablate` wrote (abl_dir), not {type(folder).__name__}: the check reads the runs themselves.")
+        raise Wrong(f"Not quite: pass the folder `ablate` wrote (abl_dir), not {type(folder).__name__}: the check reads the runs themselves.")
     folder = Path(folder); folder = folder.parent if folder.name == 'ablation.json' else folder
-    if not (folder/'ablation.json').is_file(): raise _Wrong(f"Not quite: {folder} holds no ablation.json; pass the folder `ablate` wrote (abl_dir).")
+    if not (folder/'ablation.json').is_file(): raise Wrong(f"Not quite: {folder} holds no ablation.json; pass the folder `ablate` wrote (abl_dir).")
     res, rows = read_json(folder/'ablation.json'), []
     spec = get_task(res['task'])
     for r in res.get('rows') or []:
         if 'metric' not in r: continue
         rec = folder/'rows'/Setting(r['group'], r['name'], r.get('changes') or {}).slug/'stages.json'
         stage = (read_json(rec) if rec.is_file() else {}).get(MODELS.get(r.get('model'), ''), {})
-        if 'result' not in stage: raise _Wrong(f"Not quite: the run of row {r['name']!r} is missing from {folder}; pass the folder `ablate` wrote, after it finished.")
+        if 'result' not in stage: raise Wrong(f"Not quite: the run of row {r['name']!r} is missing from {folder}; pass the folder `ablate` wrote, after it finished.")
         rows.append(dict(r, metric=stage['result']['metrics'][res['metric'].split('/')[0]][spec.main_metric]))
     return rows
-@_verdict
+@verdict
 def check_ablation_reading(lowest: str, kd_gain_points: float,  # the lowest row's name, as on the chart; KD minus no-KD, in points
                            ablation, group: str | None = None) -> str:  # the folder `ablate` wrote; only this group (None: the whole chart)
     "Build-the-paper exercise (07b): the lowest row of an ablation chart, and the KD gain in points, read from the ablation's own runs."
@@ -711,8 +593,8 @@ def check_ablation_reading(lowest: str, kd_gain_points: float,  # the lowest row
     low = min(r['metric'] for r in pool)
     if next(r['metric'] for r in pool if r['name'] == name) > low + 1e-12:
         return f"Not quite: {name!r} is not the lowest {'row' if group is None else group + ' row'}; find the dot furthest left."
-    g, truth = _as_number(kd_gain_points, what='a number of points'), 100 * (kd - nokd)
+    g, truth = as_number(kd_gain_points, what='a number of points'), 100 * (kd - nokd)
     say, tie = "Not quite: the lowest row is right, but the KD gain is not: ", sum(r['metric'] <= low + 1e-12 for r in pool) > 1
-    return _grade(g, truth, 0.15, f"Correct: {name!r} lands lowest{' (tied)' if tie else ''}, and KD gains {truth:+.1f} points over gold labels alone.",
+    return grade(g, truth, 0.15, f"Correct: {name!r} lands lowest{' (tied)' if tie else ''}, and KD gains {truth:+.1f} points over gold labels alone.",
                   {-truth: say + "the sign is reversed: KD minus no-KD.", truth / 100: say + "that is a fraction; a point is 0.01 of the metric."},
                   say + "read the KD and no-KD lines' labels and subtract, in points (100 × the difference).")

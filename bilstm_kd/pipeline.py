@@ -6,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/pipeline.html.md"""
 
 # %% ../nbs/07_pipeline.ipynb #c088
 from __future__ import annotations
-import argparse, dataclasses, json, os, platform, random, shutil, sys, time
+import argparse, dataclasses, functools, json, os, platform, random, shutil, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -70,6 +70,8 @@ PRESETS = {
                     distill=DistillConfig(epochs=2, patience=2)),
     'mini': Preset('mini', data=DataConfig(max_train=2000), teacher=TeacherConfig(eval_steps=0.25),
                    augment=AugmentConfig(n_iter=4), distill=DistillConfig(epochs=5, patience=2)),
+    'class': Preset('class', data=DataConfig(max_train=20_000, max_gold=1_000), teacher=TeacherConfig(eval_steps=0.25),
+                    augment=AugmentConfig(n_iter=20), distill=DistillConfig(epochs=10, baseline_epochs=30, patience=3)),
     'cpu': Preset('cpu', augment=AugmentConfig(n_iter=10), label=LabelConfig(precision='auto'),
                   distill=DistillConfig(epochs=5, baseline_epochs=20, patience=8, ema=0.999, eval_every=2000),
                   speed=SpeedConfig(budget_s=60.0)),
@@ -79,7 +81,7 @@ PRESETS = {
 }
 
 def get_preset(name: str | Preset) -> Preset:
-    "A preset by name (smoke, mini, cpu, paper)."
+    "A preset by name (smoke, mini, class, cpu, paper)."
     if isinstance(name, Preset): return name
     if name not in PRESETS: raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
@@ -110,6 +112,7 @@ class Stage:
     vectors: bool = False  # its key includes the word vectors' identity
     shared: bool = False  # under a launcher every process takes part (else the main process runs it alone)
     splits: tuple = ()    # the data splits it reads (empty: all of them); only their content is part of its key
+    gold: bool = False    # it reads the students' data (`Run.gold`: train cut to `DataConfig.max_gold` rows)
 
     def settings(self, p: 'Preset') -> dict:
         "The settings that shape this stage: its sections' fields (threads and ignored fields left out)."
@@ -129,6 +132,10 @@ class Run:
     store: Path | None = None  # a folder of finished stages shared between runs (ablations, seeds), or None
     @property
     def out(self) -> Path: return self.paths.out
+    @functools.cached_property
+    def gold(self):
+        "The students' data: `data` with train cut to the preset's `max_gold` rows (`data` itself by default)."
+        return self.preset.data.gold(self.data)
 
 # %% ../nbs/07_pipeline.ipynb #c067
 def stage_teacher(run: Run) -> dict:
@@ -139,7 +146,7 @@ def stage_teacher(run: Run) -> dict:
 def stage_augment(run: Run) -> dict:
     "Build the transfer set into `OUT/transfer` (chapters 03, 03a)."
     stats = {}
-    save_transfer_set(build_transfer_set(run.data['train'], run.preset.augment, task=run.spec.name,
+    save_transfer_set(build_transfer_set(run.gold['train'], run.preset.augment, task=run.spec.name,
                                          cache=run.paths.cache, stats=stats), run.out/'transfer')
     keep = ('n_source', 'n_iter', 'n_draws', 'n_augmented', 'n_rows', 'unique_yield', 'seconds', 'samples_per_s')
     return {k: stats.get(k) for k in keep}
@@ -172,12 +179,12 @@ def _student_summary(s) -> dict:
 
 def stage_distill(run: Run) -> dict:
     "Distil the student from the labelled transfer set into `OUT/student` (chapter 05)."
-    return _student_summary(distill(run.spec, run.out/'student', run.preset.distill, data=run.data, model=run.preset.student,
+    return _student_summary(distill(run.spec, run.out/'student', run.preset.distill, data=run.gold, model=run.preset.student,
                                     transfer=run.out/'transfer', logits=run.out/'logits.npy', progress=run.progress))
 
 def stage_baseline(run: Run) -> dict:
     "Train the no-KD twin on gold labels into `OUT/baseline` (chapter 05)."
-    return _student_summary(distill(run.spec, run.out/'baseline', run.preset.baseline(), data=run.data,
+    return _student_summary(distill(run.spec, run.out/'baseline', run.preset.baseline(), data=run.gold,
                                     model=run.preset.student, no_kd=True, progress=run.progress))
 
 # %% ../nbs/07_pipeline.ipynb #c091
@@ -232,6 +239,7 @@ def build_report(run: Run) -> dict:
                student_int8=ev.get('student_int8'), student_onnx_int8=ev.get('student_onnx_int8'),
                speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
                stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=_versions(),
+               rows=dict(teacher_train=len(run.data['train']), students_gold=len(run.gold['train'])),
                selection=dict(split=SELECTION, rows=len(run.data[SELECTION]),
                               note=split_note(run.data[SELECTION]).removeprefix(CARVED_NOTE).removeprefix(f'{SELECTION}: ')))
     if None not in (score(t['metrics']), score(s['metrics']), score(b['metrics'])):
@@ -257,11 +265,11 @@ _LOSS_ONLY = ('loss', 'alpha', 'temperature', 'augmented_ce')   # DistillConfig 
 
 STAGES = (
     Stage('teacher', ('data',), ('teacher',), ('teacher',), stage_teacher, shared=True),
-    Stage('augment', ('data',), ('augment',), ('transfer',), stage_augment, splits=('train',)),
+    Stage('augment', ('data',), ('augment',), ('transfer',), stage_augment, splits=('train',), gold=True),
     Stage('label', ('teacher', 'augment'), ('label',), ('logits.npy',), stage_label, shared=True),
     Stage('distill', ('data', 'augment', 'label'), ('distill', 'student'), ('student',), stage_distill, vectors=True,
-          ignore=('baseline_epochs',)),
-    Stage('baseline', ('data',), ('distill', 'student'), ('baseline',), stage_baseline, ignore=_LOSS_ONLY, vectors=True),
+          ignore=('baseline_epochs',), gold=True),
+    Stage('baseline', ('data',), ('distill', 'student'), ('baseline',), stage_baseline, ignore=_LOSS_ONLY, vectors=True, gold=True),
     Stage('evaluate', ('data', 'teacher', 'distill', 'baseline'), ('speed',), ('eval.json',), evaluate_run),
     Stage('report', ('augment', 'label', 'evaluate'), (), ('report.json', 'report.html'), stage_report),
 )
@@ -290,7 +298,8 @@ class Ledger:
 
     def inputs(self, stage: Stage, run: Run, data_fp: str) -> dict:
         "Fingerprints of what the stage reads: the data (every split, or the ones it names) and earlier stages' outputs."
-        data = data_fingerprint({s: run.data[s] for s in stage.splits}) if stage.splits else data_fp
+        dd = run.gold if stage.gold else run.data
+        data = data_fingerprint({s: dd[s] for s in stage.splits}) if stage.splits else data_fp if dd is run.data else data_fingerprint(dd)
         return {r: data if r == 'data' else self.records[r]['outputs'] for r in stage.reads}
 
     def key(self, stage: Stage, run: Run, data_fp: str) -> str:
@@ -535,7 +544,8 @@ def rerun_stages(changed: str) -> list[str]:  # a setting ('p_mask', 'distill.ep
     "The stages that rerun when `changed` changes, in pipeline order."
     sec, _, name = changed.rpartition('.') if '.' in changed else (None, '', changed)
     sec = 'data' if changed == 'data' else sec or section_of(name)
-    if sec == 'data': out = {s.name for s in STAGES if 'data' in s.reads and not (name == 'max_eval' and s.splits == ('train',))}
+    if sec == 'data': out = {s.name for s in STAGES if 'data' in s.reads and not (name == 'max_eval' and s.splits == ('train',))
+                             and (s.gold or name != 'max_gold')}
     else: out = {s.name for s in STAGES if sec in s.sections and name not in s.ignore}
     for s in STAGES:   # in pipeline order: a stage that reads a rerun stage reruns too
         if any(r in out for r in s.reads): out.add(s.name)

@@ -56,7 +56,7 @@ def test_gradients_and_checks():
     assert g['mse'][0] == pytest.approx(-6) and abs(g['kl T=1'][0]) < 0.01
     assert check_logit_information(0, 0, 0, 200).startswith('Correct')
     assert check_gradients(-4, 2 * (1 / (1 + np.exp(-0.5)) - 1 / (1 + np.exp(-1.5)))).startswith('Correct')
-    assert check_mixed_loss(0.5 * np.log(2) + 2.5, 2.5).startswith('Correct')
+    assert check_mixed_loss(0.3 * np.log(2) + 0.7 * 5, 0.7 * 5).startswith('Correct')   # alpha = 0.3
     assert check_mixed_loss(1, 1).startswith('Not quite')
 
 

@@ -63,10 +63,10 @@ def test_kd_mse_loss_verdicts_never_print_a_value():
 
 def off_the_record(fn):
     "A gamed answer: `fn` run from another thread after switching the profiler off."
-    def run(*args):
+    def run(*args, **kwargs):
         sys.setprofile(None); out = []
         def go():
-            try: out.append(fn(*args))
+            try: out.append(fn(*args, **kwargs))
             except Exception as e: out.append(e)          # raised again in the caller's thread, as a learner's error
         t = threading.Thread(target=go); t.start(); t.join()
         if isinstance(out[0], Exception): raise out[0]
@@ -82,7 +82,7 @@ def by_name(module, name):
 def test_the_library_is_caught_however_it_is_reached():
     assert "calls the library's mse_logits" in fails(check_kd_mse_loss(off_the_record(lambda s, t: by_name('distillation', 'mse_' + 'logits')(s, t))))
     assert "calls the library's kd_loss" in fails(check_kd_mse_loss(lambda s, t: by_name('distillation', 'kd_' + 'loss')(s, t, alpha=0.0)))
-    assert not ex._TRIPS and mse_logits(torch.ones(1, 2), torch.zeros(1, 2)).item() == 2.0     # the wires are off afterwards
+    assert not __import__("bilstm_kd.grading", fromlist=["TRIPS"]).TRIPS and mse_logits(torch.ones(1, 2), torch.zeros(1, 2)).item() == 2.0     # the wires are off afterwards
     assert "calls the library's SiameseBiLSTM" in fails(check_pair_features(off_the_record(reassembled)))
     assert "calls the library's tokenize" in fails(check_split_clitics(off_the_record(lambda t: ' '.join(by_name('tokenization', 'tokenize')(t)))))
     assert "calls the library's train_epoch" in fails(check_train_step(off_the_record(lambda m, o, b, z: by_name('distillation', 'train_' + 'epoch')(m, o, [b], z))))

@@ -70,3 +70,39 @@ def test_run_cache_moves_every_cache(tmp_path, glue_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     assert not default.exists() or not any(default.rglob('*')), sorted(map(str, default.rglob('*')))
     assert list((mine/'pos').glob('*.npz')) and list((mine/'logits').rglob('shard-*.npz'))
+
+
+def test_max_gold_cuts_only_the_students_data(tmp_path, glue_dir):
+    "`max_gold` gives the students (augment, distill, baseline) fewer gold rows; the teacher still reads all of train."
+    import dataclasses
+    from bilstm_kd.data import DataConfig, RunPaths, data_fingerprint, get_task
+    from bilstm_kd.pipeline import Ledger, Run, STAGE, get_preset, rerun_stages
+    dd = DataConfig(max_train=400, max_eval=50).load('sst2', glue_dir, verbose=False)
+    p = get_preset('smoke'); g = dataclasses.replace(p, data=p.data.replace(max_gold=100))
+    paths, led, fp = RunPaths.resolve(glue_dir, tmp_path/'cache', tmp_path/'run'), Ledger(tmp_path/'run', False), data_fingerprint(dd)
+    r0, r1 = (Run(get_task('sst2'), q, paths, dd, False) for q in (p, g))
+    assert r0.gold is dd                                           # by default the students read all of train, keys as before
+    assert len(r1.gold['train']) == 100 and r1.gold['validation'] is dd['validation'] and r1.gold['selection'] is dd['selection']
+    assert set(r1.gold['train']['text_a']) <= set(dd['train']['text_a'])
+    assert sorted(set(r1.gold['train']['label'])) == [0, 1]         # stratified
+    key = lambda r, s: led.key(STAGE[s], r, fp)
+    assert key(r0, 'teacher') == key(r1, 'teacher')                # the teacher is not retrained ...
+    assert key(r0, 'augment') != key(r1, 'augment') and key(r0, 'baseline') != key(r1, 'baseline')   # ... the students are
+    assert rerun_stages('max_gold')[0] == 'augment' and 'teacher' not in rerun_stages('max_gold')
+
+
+def test_course_pack_command_takes_a_seed_and_a_precision(monkeypatch):
+    "`bilstm-kd course-pack --seed S --label-precision P` builds the default preset with those, and says so in its settings."
+    import bilstm_kd.course as course
+    from bilstm_kd.cli import build_parser
+    monkeypatch.delenv('BILSTM_KD_COURSE_PRESET', raising=False)   # the default preset, whatever the test run chose
+    seen = {}
+    def fake_build(out, p, *a, **k):   # what the command would build, without building it
+        seen['p'] = p; raise SystemExit(0)
+    monkeypatch.setattr(course, 'build_course_pack', fake_build)
+    args = build_parser().parse_args(['course-pack', '--out', '/tmp/x', '--seed', '3', '--label-precision', 'fp32'])
+    with pytest.raises(SystemExit): args.func(args)
+    p = seen['p']
+    assert (p.name, p.teacher.seed, p.augment.seed, p.distill.seed, p.label.precision) == ('class', 3, 3, 3, 'fp32')
+    monkeypatch.setenv('BILSTM_KD_COURSE_PRESET', 'mini')
+    assert course.course_preset() == 'mini'

@@ -179,15 +179,23 @@ a.api-source { float: right; font-size: smaller; }
 @media (max-width: 800px) { nav.site { position: static; width: auto; } body > main { margin-left: 0; } }
 """
 
+UNDER_THE_HOOD = ('core.html', 'course.html', 'exercises.html', 'grading.html', 'cli.html')   # engineering pages, after the course proper
+
+def _chapter_order(pages) -> list:
+    "The chapters' pages: the course proper in its numbers' order, then the Under the hood part."
+    chaps = [p for p, t, m in pages.values() if m]
+    return [p for p in chaps if p not in UNDER_THE_HOOD] + [p for p in UNDER_THE_HOOD if p in chaps]
+
 def _nav(pages, here) -> str:
     link = lambda p, t: f'<a href="{p}"{" class=here" if p == here else ""}>{html.escape(t)}</a>'
-    chaps = [link(p, t) for p, t, m in pages.values() if m]
+    titles, order = {p: t for p, t, m in pages.values()}, _chapter_order(pages)
+    course, hood = ([link(p, titles[p]) for p in order if (p in UNDER_THE_HOOD) == h] for h in (False, True))
     extra = [link(p, t) for p, t, m in pages.values() if not m and p != 'index.html']
-    return (f'<nav class="site"><a class="home" href="index.html">bilstm_kd</a><h4>Chapters</h4>{"".join(chaps)}'
-            f'<h4>More</h4>{"".join(extra)}{link("api.html", "API")}</nav>')
+    return (f'<nav class="site"><a class="home" href="index.html">bilstm_kd</a><h4>The course</h4>{"".join(course)}'
+            f'<h4>Under the hood</h4>{"".join(hood)}<h4>More</h4>{"".join(extra)}{link("api.html", "API")}</nav>')
 
 def _pager(pages, here) -> str:
-    order = ['index.html'] + [p for p, t, m in pages.values() if m]
+    order = ['index.html'] + _chapter_order(pages)
     if here not in order: return ''
     i, titles = order.index(here), {p: t for p, t, m in pages.values()}
     prev = f'<a href="{order[i-1]}">← {html.escape(titles[order[i-1]])}</a>' if i else '<span></span>'
