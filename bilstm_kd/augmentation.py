@@ -18,13 +18,13 @@ from .data import cache_dir
 from .tokenization import MASK, MASK_TOKEN, tokenize
 
 # %% auto #0
-__all__ = ['TAGSETS', 'TAGGERS', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'STATUS', 'get_tagger', 'pos_tag', 'PosTable',
-           'Corpus', 'mask_words', 'pos_replace', 'WordRule', 'ngram_windows', 'default_n_iter', 'AugmentConfig',
-           'Draw', 'join_ids', 'draw', 'Augmenter']
+__all__ = ['TAGSETS', 'TAGGERS', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'STATUS', 'tagger_problem', 'get_tagger',
+           'pos_tag', 'PosTable', 'Corpus', 'mask_words', 'pos_replace', 'WordRule', 'ngram_windows', 'default_n_iter',
+           'AugmentConfig', 'Draw', 'join_ids', 'draw', 'Augmenter']
 
 # %% ../nbs/03_augmentation.ipynb #c067
 TAGSETS = ('penn', 'universal')   # Penn Treebank's 45 tags, or the 12 universal tags
-TAGGERS = ('nltk', 'spacy')
+TAGGERS = ('nltk', 'spacy', 'none')   # 'spacy:MODEL' names a spaCy pipeline; 'none': no tagger (POS rule off)
 _NLTK_DATA = {'averaged_perceptron_tagger_eng': 'taggers/averaged_perceptron_tagger_eng/',  # the POS tagger's weights
               'universal_tagset': 'taggers/universal_tagset/'}                               # Penn -> universal tags
 _NLTK_HOW = ("install them with `python -m nltk.downloader averaged_perceptron_tagger_eng universal_tagset` while "
@@ -32,6 +32,16 @@ _NLTK_HOW = ("install them with `python -m nltk.downloader averaged_perceptron_t
 
 def _choice(what, v, choices):
     if v not in choices: raise UserError(f"unknown {what} {v!r}; choose one of {', '.join(choices)}")
+
+def tagger_problem(v) -> str | None:
+    "Why `v` is no tagger (None when it is one): 'nltk', 'spacy', 'spacy:MODEL' (a spaCy pipeline, any language) or 'none'."
+    return None if v in TAGGERS or (isinstance(v, str) and v.startswith('spacy:') and len(v) > 6) else \
+        f"must be one of {', '.join(TAGGERS)} or spacy:MODEL (e.g. spacy:de_core_news_sm)"
+
+def _tagger(v, spacy_model='en_core_web_sm') -> tuple:
+    "(kind, spaCy model) of a tagger setting; a one-line error for an unknown one."
+    if tagger_problem(v): raise UserError(f"unknown tagger {v!r}; choose one of {', '.join(TAGGERS)} or spacy:MODEL (e.g. spacy:de_core_news_sm)")
+    return ('spacy', v[6:]) if v.startswith('spacy:') else (v, spacy_model)
 
 @functools.lru_cache(maxsize=4)
 def _nltk_model(paths):
@@ -115,11 +125,14 @@ def get_tagger(tagger: str = 'nltk',          # 'nltk' (averaged perceptron, off
                tagset: str = 'penn',          # 'penn' (45 tags) or 'universal' (12 tags)
                spacy_model: str = 'en_core_web_sm'):  # spaCy pipeline to load when tagger='spacy'
     "A function that tags a list of token lists, returning a list of tag lists."
-    _choice('tagger', tagger, TAGGERS); _choice('tagset', tagset, TAGSETS)
-    return _nltk_tagger(tagset) if tagger == 'nltk' else _spacy_tagger(tagset, spacy_model)
+    (kind, spacy_model), _ = _tagger(tagger, spacy_model), _choice('tagset', tagset, TAGSETS)
+    if kind == 'none': return lambda sents: [['X'] * len(s) for s in sents]   # one tag: no POS information at all
+    return _nltk_tagger(tagset) if kind == 'nltk' else _spacy_tagger(tagset, spacy_model)
 
 # %% ../nbs/03_augmentation.ipynb #c068
 def _tagger_version(tagger, spacy_model):
+    tagger, spacy_model = _tagger(tagger, spacy_model)
+    if tagger == 'none': return 'none'
     if tagger == 'nltk':
         import nltk; return f'nltk-{nltk.__version__}-averaged_perceptron_tagger_eng'
     try: import spacy
@@ -140,7 +153,7 @@ def _read_pos(path: Path, key: str, n_tokens: int):
 
 def _tag_flat(token_lists, tagger='nltk', tagset='penn', cache=True, spacy_model='en_core_web_sm'):
     "(tag names, tag ids of every token of `token_lists`, flattened): distinct sentences tagged once, cached on disk."
-    _choice('tagger', tagger, TAGGERS); _choice('tagset', tagset, TAGSETS)
+    _tagger(tagger); _choice('tagset', tagset, TAGSETS)
     first, uniq, inv = {}, [], np.empty(len(token_lists), np.int64)
     for i, toks in enumerate(token_lists):
         j = first.setdefault(' '.join(toks), len(first))
@@ -332,13 +345,13 @@ class AugmentConfig(Config):
     p_ng: float = 0.25           # P(only a random n-gram, n in 1..5, of the sample is kept) (§3.3: 0.25)
     n_iter: int | None = None    # draws per example; None: the paper's 20 for single sentences, 10 for pairs
     tagset: str = 'penn'         # POS tags: 'penn' (45, keeps inflection) or 'universal' (12)
-    tagger: str = 'nltk'         # 'nltk' (averaged perceptron, offline) or 'spacy'
+    tagger: str = 'nltk'         # 'nltk' (averaged perceptron, offline, English), 'spacy' / 'spacy:MODEL', or 'none'
     dedupe: str = 'global'       # drop samples already in the set ('global') or repeated within an example ('example')
     cased: bool = True           # POS-tag each sentence as written (case tells 'US' from 'us'); words are lower-cased after
     originals: bool = True       # include the training rows, with their gold labels
     seed: int = 0                # seed of the only random generator
     checks = dict(p_mask=prob, p_pos=prob, p_ng=prob, n_iter=at_least(1), tagset=one_of(*TAGSETS),
-                  tagger=one_of(*TAGGERS), dedupe=one_of('global', 'example'))
+                  tagger=tagger_problem, dedupe=one_of('global', 'example'))
 
     def _validate(self):
         ps = {r.prob: getattr(self, r.prob) for r in WORD_RULES}
@@ -418,7 +431,7 @@ class Augmenter:
                  tagset: str = 'penn',              # 'penn' or 'universal' (must match the table's)
                  spacy_model: str = 'en_core_web_sm',  # spaCy pipeline when tagger='spacy'
                  cased: bool = True):               # tag text as written (True) or lower-cased
-        _choice('tagger', tagger, TAGGERS); _choice('tagset', tagset, TAGSETS)
+        _tagger(tagger); _choice('tagset', tagset, TAGSETS)
         self.table, self.tagger, self.tagset, self.spacy_model, self.cased = table, tagger, tagset, spacy_model, cased
         self._tag = None
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse, importlib, os, sys, traceback
 
 from .core import UserError, CLI_PARTS, disk_full
+from .yourdata import task_from_args
 
 # %% auto #0
 __all__ = ['CHAPTERS', 'build_parser', 'close_process_group', 'main']
 
 # %% ../nbs/10_cli.ipynb #c021
-CHAPTERS = ('data', 'teacher', 'labels', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'pipeline', 'course', 'ablation')
+CHAPTERS = ('data', 'teacher', 'labels', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'serve', 'pipeline', 'course', 'ablation')
 
 class _Parser(argparse.ArgumentParser):
     "argparse with the library's one error path: a bad flag is one line, `error: ...`, and exit code 2 (no usage dump)."
@@ -39,7 +40,9 @@ def close_process_group():
 def main(argv=None) -> int:
     "Entry point of the `bilstm-kd` console script: one line and exit 2 for a user's mistake."
     args = build_parser().parse_args(argv)
-    try: rc = args.func(args); sys.stdout.flush(); close_process_group()   # a closed pipe shows up here, not at exit
+    try:
+        task_from_args(args)   # `--task my.csv` / `hub:NAME` with its column flags becomes a task (chapter 11)
+        rc = args.func(args); sys.stdout.flush(); close_process_group()   # a closed pipe shows up here, not at exit
     except UserError as e:
         if os.environ.get('RANK', '0') == '0': print(f'error: {e}', file=sys.stderr)   # under a launcher: said once
         sys.exit(2)

@@ -7,24 +7,26 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/data.html.md"""
 # %% ../nbs/00_data.ipynb #c048
 from __future__ import annotations
 import csv, io, os, sys, warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .core import cli_part, UserError, Config, positive, announce, hub_reachable, hub_offline, ensure_dir, fingerprint, check_arg
 
 # %% auto #0
-__all__ = ['TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION', 'HUB_DATASET', 'TaskSpec', 'get_task', 'resolve_data_dir',
-           'cache_dir', 'RunPaths', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note',
-           'word_spans', 'sentence_rows', 'carve_selection', 'selection_split', 'load_task', 'DataConfig',
-           'data_fingerprint', 'task_summary', 'compute_metrics', 'texts_of', 'clean_text', 'task_arg', 'add_data_args']
+__all__ = ['TASKS', 'USER_TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION', 'HUB_DATASET', 'TaskSpec', 'register_task',
+           'known_task', 'get_task', 'resolve_data_dir', 'cache_dir', 'RunPaths', 'decode_text', 'task_features',
+           'tsv_rows', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'word_spans',
+           'sentence_rows', 'carve_selection', 'selection_split', 'load_task', 'DataConfig', 'data_fingerprint',
+           'task_summary', 'compute_metrics', 'texts_of', 'clean_text', 'own_data', 'task_arg', 'add_data_args']
 
 # %% ../nbs/00_data.ipynb #c007
 @dataclass(frozen=True)
 class TaskSpec:
-    "Everything the library needs to know about one GLUE task."
-    name: str               # short name used everywhere: sst2, qqp, mnli, mrpc
+    "Everything the library needs to know about one task: a GLUE task, or your own data (chapter 11)."
+    name: str               # short name used everywhere: sst2, qqp, mnli, mrpc (your data: the file's stem)
     glue_dir: str           # folder in the official GLUE layout, e.g. 'SST-2'
     label_names: tuple      # class names; position = GLUE label id
     pair: bool              # True for sentence-pair tasks (siamese student)
@@ -35,6 +37,9 @@ class TaskSpec:
     local_files: tuple      # (split, file name) pairs in the GLUE layout
     local_cols: tuple       # accepted column names: ((text_a names), (text_b names), (label names))
     phrases: bool = False   # train holds its sentences' phrases too (SST-2): a held-out split takes whole sentences
+    language: str = 'en'    # language of the texts (POS-guided replacement needs a tagger for it)
+    source: str = ''        # your data: the file or `hub:NAME[:CONFIG]` it comes from ('' for GLUE)
+    loader: Any = field(default=None, compare=False, repr=False)  # your data: reads it (`load()`, `read(path, split)`)
 
     @property
     def num_labels(self): return len(self.label_names)
@@ -42,6 +47,10 @@ class TaskSpec:
     def main_metric(self): return self.metrics[0]
     @property
     def text_cols(self): return ('text_a', 'text_b') if self.pair else ('text_a',)
+    @property
+    def key(self) -> str:
+        "What names this task in cache keys: the name for GLUE, plus labels and language for your own data."
+        return self.name if not self.source else fingerprint('bilstm_kd.task.v1', self.name, self.label_names, self.pair, self.language)
 
 # %% ../nbs/00_data.ipynb #c008
 TASKS = {
@@ -61,13 +70,30 @@ TASKS = {
                      (('sentence1', '#1 String'), ('sentence2', '#2 String'), ('label', 'Quality'))),
 }
 
+USER_TASKS = {}   # tasks built from your own data in this process (`register_task`), by name
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    "Make `spec` (your own data) known to `get_task` by its name in this process; a GLUE name is refused."
+    if spec.name in TASKS: raise UserError(f"a task of your own cannot be called {spec.name!r}: that is a GLUE task; rename the file")
+    USER_TASKS[spec.name] = spec
+    return spec
+
+def known_task(name: str, label_names=None, pair: bool = False) -> TaskSpec:
+    "The task a saved model names: GLUE's or one registered here; else, from the labels the model saved, a task without data."
+    try: return get_task(name)
+    except UserError:
+        if not label_names: raise
+        return register_task(TaskSpec(str(name), '', tuple(label_names), bool(pair), ('accuracy', 'macro_f1'), ('validation',),
+                                      '', (), (), (), source=f'(a saved model of task {name})'))
+
 def get_task(task: str | TaskSpec) -> TaskSpec:
-    "The `TaskSpec` for `task` (a name like 'sst2', any case, or a spec)."
+    "The `TaskSpec` for `task` (a name like 'sst2', any case, a registered task of your own, or a spec)."
     if isinstance(task, TaskSpec): return task
     key = str(task).lower().replace('-', '')
-    if key not in TASKS:
-        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return TASKS[key]
+    if key in TASKS: return TASKS[key]
+    if str(task) in USER_TASKS: return USER_TASKS[str(task)]
+    raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}, or pass your own data: --task FILE "
+                    "(.csv, .tsv, .jsonl, .parquet) or --task hub:NAME[:CONFIG] with --text-col and --label-col")
 
 # %% ../nbs/00_data.ipynb #c049
 def resolve_data_dir(data_dir=None) -> Path | None:
@@ -99,19 +125,19 @@ class RunPaths:
 # %% ../nbs/00_data.ipynb #c050
 MAX_FIELD_CHARS = 100_000   # longest field accepted; GLUE's longest sentences have a few hundred characters
 
-def _decode(path: Path) -> str:
+def decode_text(path: Path) -> str:
     "The file's text, or a one-line `UserError` naming its encoding and how to convert it."
     raw = path.read_bytes()
-    conv = "convert it to UTF-8, e.g. `iconv -f {enc} -t UTF-8 " + str(path) + " > fixed.tsv`"
+    conv = "convert it to UTF-8, e.g. `iconv -f {enc} -t UTF-8 " + str(path) + " > fixed" + path.suffix + "`"
     if raw.startswith((b'\xff\xfe', b'\xfe\xff')):
-        raise UserError(f"{path} is UTF-16 text; GLUE files are UTF-8: " + conv.format(enc='UTF-16'))
+        raise UserError(f"{path} is UTF-16 text; data files must be UTF-8: " + conv.format(enc='UTF-16'))
     if raw.startswith(b'\x1f\x8b'): raise UserError(f"{path} is gzip-compressed; decompress it first: `gunzip -c {path} > plain.tsv`")
     head = raw[:1 << 16]
     if b'\x00' in head:
         for enc, zeros in (('UTF-16LE', head[1::2]), ('UTF-16BE', head[0::2])):   # ASCII text in UTF-16: every other byte 0
             if zeros.count(0) > 0.4 * max(len(zeros), 1):
-                raise UserError(f"{path} is {enc} text without a byte-order mark; GLUE files are UTF-8: " + conv.format(enc=enc))
-        raise UserError(f"{path} is a binary file (it holds NUL bytes), not a GLUE TSV; check the path")
+                raise UserError(f"{path} is {enc} text without a byte-order mark; data files must be UTF-8: " + conv.format(enc=enc))
+        raise UserError(f"{path} is a binary file (it holds NUL bytes), not a text file; check the path")
     try: return raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b'\n') + 1
@@ -121,7 +147,8 @@ def _decode(path: Path) -> str:
         raise UserError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x}; it looks like Latin-1 / Windows-1252); "
                         + conv.format(enc='LATIN1')) from None
 
-def _features(spec):
+def task_features(spec):
+    "The `datasets` schema of a task's splits: its text columns, `label` (a ClassLabel with its names) and `idx`."
     from datasets import ClassLabel, Features, Value
     cols = {c: Value('string') for c in spec.text_cols}
     return Features({**cols, 'label': ClassLabel(names=list(spec.label_names)), 'idx': Value('int64')})
@@ -140,7 +167,7 @@ def _parse_label(v, spec, path, line):
                     f"or {', '.join(spec.label_names)}")
 
 # %% ../nbs/00_data.ipynb #c052
-def _rows(path, text):
+def tsv_rows(path, text):
     "Yield (line number, fields) of a TSV read with quoting off; an oversized field is a `UserError`."
     old = csv.field_size_limit()
     csv.field_size_limit(MAX_FIELD_CHARS)
@@ -156,10 +183,11 @@ def read_glue_tsv(path, task, split: str = 'train'):
     "Read one GLUE-layout TSV of `task` into a `datasets.Dataset` with the common schema."
     from datasets import Dataset
     spec, path = get_task(task), Path(path)
+    if spec.loader is not None: return spec.loader.read(path, split)   # your own data: its own format and columns
     if not path.is_file():
         raise UserError(f"{path} {'is not a regular file' if path.exists() or path.is_symlink() else 'not found'}; "
                         f"expected a {spec.name} file in the GLUE layout")
-    rows = _rows(path, _decode(path))
+    rows = tsv_rows(path, decode_text(path))
     _, header = next(rows, (1, None))
     if not header: raise UserError(f"{path}:1: empty file; expected a header line with the {spec.name} columns")
     ia = _find_col(header, spec.local_cols[0], path, 'first-sentence', spec)
@@ -176,13 +204,13 @@ def read_glue_tsv(path, task, split: str = 'train'):
         cols['label'].append(_parse_label(r[il], spec, path, line))
         cols['idx'].append(len(cols['idx']))
     if not cols['idx']: raise UserError(f"{path} has a header but no rows; the {split} split needs at least one {spec.name} example")
-    return Dataset.from_dict(cols, features=_features(spec), split=split)
+    return Dataset.from_dict(cols, features=task_features(spec), split=split)
 
 # %% ../nbs/00_data.ipynb #c053
 class CarvedSplitWarning(UserWarning):
     "A split was carved from another one because the official file is missing."
 
-CARVED_NOTE = "NOT the official GLUE split: "
+CARVED_NOTE = "NOT the official split: "
 
 def stratified_indices(labels, size, seed) -> tuple[np.ndarray, np.ndarray]:
     "Split row indices into (rest, picked): `size` rows (or a fraction) picked per class in proportion, seeded."
@@ -284,7 +312,7 @@ def _load_hub(spec):
         if split not in raw: continue
         ds = raw[split].rename_column(a, 'text_a')
         if b: ds = ds.rename_column(b, 'text_b')
-        out[split] = ds.map(lambda r: {c: r[c].strip() for c in spec.text_cols}).cast(_features(spec))
+        out[split] = ds.map(lambda r: {c: r[c].strip() for c in spec.text_cols}).cast(task_features(spec))
     return DatasetDict(out)
 
 
@@ -337,12 +365,17 @@ def load_task(task: str | TaskSpec,      # 'sst2', 'qqp', 'mnli', 'mrpc' or a Ta
     from datasets import DatasetDict
     spec = get_task(task)
     root = resolve_data_dir(data_dir)
-    if root is None: dd, notes = _load_hub(spec), []
+    if spec.loader is not None:   # your own data: its file(s) or hub dataset, in the same layout
+        have, files = spec.loader.load()
+        notes = _fill_missing(spec, have, files, seed)
+        dd = DatasetDict({s: have[s] for s in ('train', *spec.eval_splits) if s in have})
+    elif root is None: dd, notes = _load_hub(spec), []
     else:
         have, files = _load_local(spec, root)
         notes = _fill_missing(spec, have, files, seed)
         dd = DatasetDict({s: have[s] for s in ('train', *spec.eval_splits) if s in have})
-    if verbose: announce(f"[data] {spec.name} from {root/spec.glue_dir if root else 'the hub (' + HUB_DATASET + ')'}")
+    where = spec.source or (root/spec.glue_dir if root else f'the hub ({HUB_DATASET})')
+    if verbose: announce(f"[data] {spec.name} from {where}")
     if selection is not None:   # carved before any subset, so every --max-* and every command sees the same split
         train, sel = carve_selection(dd['train'], check_arg('selection', selection, _share, float), seed, spec.phrases)
         dd = DatasetDict({'train': train, SELECTION: sel, **{s: d for s, d in dd.items() if s != 'train'}})
@@ -404,6 +437,8 @@ def compute_metrics(task, labels, preds) -> dict:
     if y.shape != p.shape: raise ValueError(f"labels {y.shape} and preds {p.shape} differ in shape")
     out = {'accuracy': float((y == p).mean()) if len(y) else float('nan')}
     if 'f1' in spec.metrics: out['f1'] = float(f1_score(y, p, pos_label=1, zero_division=0))
+    if 'macro_f1' in spec.metrics:   # every class counts alike, seen in this split or not
+        out['macro_f1'] = float(f1_score(y, p, labels=range(spec.num_labels), average='macro', zero_division=0))
     return out
 
 def texts_of(ds, spec=None):
@@ -416,17 +451,30 @@ def clean_text(s: str) -> str:
     try: s.encode('utf-8'); return s
     except UnicodeEncodeError: return s.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')
 
-def task_arg(name: str) -> TaskSpec:
-    "argparse `type=` for a task name: a one-line error for an unknown one."
+def own_data(name: str) -> bool:
+    "Does `--task name` name your own data (a file path or `hub:NAME`) rather than a GLUE task?"
+    return name.startswith('hub:') or Path(name).suffix.lower() in ('.csv', '.tsv', '.jsonl', '.json', '.parquet') \
+        or os.sep in name or Path(name).exists()
+
+def task_arg(name: str) -> TaskSpec | str:
+    "argparse `type=` for `--task`: a GLUE spec, or the text itself for your own data (read later, with its column flags)."
     import argparse
+    if name.lower().replace('-', '') not in TASKS and own_data(name): return name
     try: return get_task(name)
     except UserError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
 def add_data_args(p, subsets: bool = False):  # subsets: also the `DataConfig` flags (--max-train, --max-eval, --seed)
-    "Add `--task` and `--data-dir` (and the `DataConfig` flags) to an argparse parser."
+    "Add `--task` and `--data-dir`, the flags of your own data (and the `DataConfig` flags) to an argparse parser."
     from bilstm_kd.core import add_config_args
-    p.add_argument('--task', required=True, type=task_arg, help=f"one of {', '.join(TASKS)}")
+    p.add_argument('--task', required=True, type=task_arg,
+                   help=f"one of {', '.join(TASKS)}, or your own data: a .csv/.tsv/.jsonl/.parquet file or hub:NAME[:CONFIG]")
     p.add_argument('--data-dir', default=None, help='local GLUE folder (default: $BILSTM_KD_DATA, else the hub)')
+    own = p.add_argument_group('your own data (--task FILE or hub:NAME; chapter 11)')
+    own.add_argument('--text-col', default=None, help="column of the texts (default: text)")
+    own.add_argument('--text-b-col', default=None, help='column of the second texts, for a pair task')
+    own.add_argument('--label-col', default=None, help='column of the labels, strings or integers (default: label)')
+    own.add_argument('--dev', default=None, help='a file of labelled rows to report on (default: a stratified, seeded 10%% of train)')
+    own.add_argument('--language', default=None, help='language of the texts, e.g. de (default: en)')
     if subsets: add_config_args(p, DataConfig)
     return p
 

@@ -22,7 +22,7 @@ from .core import (cli_part, UserError, Config, positive, non_negative, prob, on
 from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, DataConfig, SELECTION, selection_split
 from .tokenization import Vocab, tokenize, load_vectors
 from .teacher import plot_history, load_teacher
-from .student import StudentConfig, StudentBase, Encoded, build_student, encode, save_student
+from .student import StudentConfig, StudentBase, Encoded, build_student, encode, save_student, student_device
 
 # %% auto #0
 __all__ = ['LOSSES', 'mse_logits', 'kl_logits', 'hard_labels', 'ce_labels', 'default_batch_size', 'DistillConfig', 'kd_loss',
@@ -450,7 +450,7 @@ def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', '
     dd = data if data is not None else load_task(spec, verbose=progress)
     rows, z = _training_rows(spec, dd, cfg, transfer, logits, teacher, no_kd, progress)
     net, vec = _student_for(spec, rows, dd['train'], cfg, model)
-    net.to('cuda' if torch.cuda.is_available() else 'cpu')
+    net.to(student_device())
     sel = selection_split(dd)   # every evaluation while training reads it; the dev splits are scored once, below
     select = (encode(net.vocab, texts_of(sel)), np.asarray(sel['label']))
     t0 = time.time(); train_x = encode(net.vocab, texts_of(rows)); t_enc = time.time() - t0
@@ -458,7 +458,7 @@ def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', '
     res = fit(net, train_x, cfg, np.asarray(rows['label'], dtype=np.int64), z, select, spec.name, ckpt, callback, progress)
     metrics = {s: evaluate_student(net, encode(net.vocab, texts_of(dd[s])), dd[s]['label'], spec.name)
                for s in (SELECTION, *spec.eval_splits) if s in dd}
-    meta = {'task': spec.name, 'metrics': metrics, 'chosen_on': SELECTION, 'kd': not no_kd, 'distill_config': cfg.to_dict(), 'n_train': len(train_x),
+    meta = {'task': spec.name, 'label_names': list(spec.label_names), 'metrics': metrics, 'chosen_on': SELECTION, 'kd': not no_kd, 'distill_config': cfg.to_dict(), 'n_train': len(train_x),
             'teacher': str(teacher) if isinstance(teacher, (str, Path)) else None, 'transfer': str(transfer) if isinstance(transfer, (str, Path)) else None,
             'vectors': vec.source if vec is not None else None, 'vector_coverage': vec.coverage() if vec is not None else None,
             'best': res['best'], 'history': res['history'], 'train_seconds': res['train_seconds'],

@@ -14,18 +14,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .core import cli_part, UserError
+from .core import cli_part, UserError, atomic_path
 from .data import TaskSpec, get_task, load_task, read_glue_tsv, compute_metrics, texts_of, split_note, add_data_args
 from .tokenization import Vocab, tokenize
 from .teacher import Teacher, load_teacher, TEACHER_MARKER
 from .labels import teacher_logits, softmax, confusion
-from .student import (StudentBase, StudentConfig, OnnxStudent, build_student, load_student, count_params, STUDENT_MARKER,
+from .student import (StudentBase, student_labels, student_device, StudentConfig, OnnxStudent, build_student, load_student, count_params, STUDENT_MARKER,
                                encode as encode_student)
 
 # %% auto #0
 __all__ = ['OUTCOMES', 'Predictor', 'load_predictor', 'as_predictor', 'eval_sets', 'SplitResult', 'predict_splits', 'evaluate',
            'main_score', 'param_counts', 'size_on_disk', 'model_size', 'agreement', 'outcomes', 'compare',
-           'centered_logits', 'plot_logit_scatter', 'plot_confusions', 'plot_agreement', 'evaluate_folder']
+           'centered_logits', 'plot_logit_scatter', 'plot_confusions', 'plot_agreement', 'evaluate_folder',
+           'prediction_rows', 'write_jsonl']
 
 # %% ../nbs/06_evaluation.ipynb #c008
 @dataclass
@@ -46,22 +47,18 @@ class Predictor:
         return np.asarray(self.fn(texts), dtype=np.float32)
 
 # %% ../nbs/06_evaluation.ipynb #c046
-def _labels_of(task, n=None):
-    if task is not None: return get_task(task).label_names
-    return tuple(str(i) for i in range(n or 0))
-
 def _teacher_predictor(t: Teacher, name, batch_size):
     fn = lambda texts: softmax(teacher_logits(t, texts, batch_size=batch_size, progress=False)).astype(np.float32)
     return Predictor(fn, name or 'teacher', t.label_names, 'teacher', t.task, t.model, None, t.path)
 
 def _student_predictor(m: StudentBase | OnnxStudent, name, batch_size, path=None):
     fn = lambda texts: m.predict(texts, batch_size=batch_size)
-    return Predictor(fn, name or 'student', _labels_of(m.task, m.config.num_labels), 'student', m.task, m, m.vocab, path)
+    return Predictor(fn, name or 'student', student_labels(m), 'student', m.task, m, m.vocab, path)
 
 def load_predictor(path,                   # a teacher folder (`bilstm_kd_teacher.json`) or a student folder
                    name: str | None = None,  # display name (default 'teacher' / 'student')
                    batch_size: int = 64,   # sentences per forward pass
-                   device: str | None = None):  # 'cpu' / 'cuda'; default: CUDA when present
+                   device: str | None = None):  # 'cpu' / 'cuda' / 'mps'; default: the best present (`student_device`)
     "Load a teacher or student folder written by bilstm-kd as a `Predictor`."
     if batch_size < 1: raise UserError(f"batch_size must be >= 1, got {batch_size}; e.g. --batch-size 64")
     p = Path(path).expanduser()
@@ -69,7 +66,7 @@ def load_predictor(path,                   # a teacher folder (`bilstm_kd_teache
         raise UserError(f"model folder {p} does not exist; pass the --out folder of `bilstm-kd teacher` or `distill`")
     if (p/TEACHER_MARKER).is_file(): return _teacher_predictor(load_teacher(p, device=device), name, batch_size)
     if (p/STUDENT_MARKER).is_file() or (p/'vocab.json').is_file():
-        m = load_student(p).to(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        m = load_student(p).to(student_device(device))
         return _student_predictor(m, name, batch_size, str(p))
     raise UserError(f"{p} has neither {TEACHER_MARKER} nor {STUDENT_MARKER}; it was not written by bilstm-kd")
 
@@ -123,7 +120,7 @@ class SplitResult:
     texts: list           # the inputs, strings or (a, b) pairs
     labels: np.ndarray    # gold label ids [N]
     probs: np.ndarray     # float [N, num_labels]
-    note: str = ''        # e.g. 'NOT the official GLUE split: ...'
+    note: str = ''        # e.g. 'NOT the official split: ...'
 
     @property
     def preds(self) -> np.ndarray: return self.probs.argmax(-1)
@@ -274,17 +271,35 @@ def evaluate_folder(path,                    # a teacher or student folder writt
                     split: str | None = None,  # dev split (default: the task's first, e.g. 'validation')
                     file=None,               # instead: a GLUE-layout TSV of the task
                     data_dir=None,           # local GLUE folder
-                    batch_size: int = 64) -> dict:
-    "Score a model folder on one dev split or a TSV: `{'task', 'n', 'accuracy', 'f1'?}` (what `bilstm-kd evaluate` prints)."
+                    batch_size: int = 64,
+                    predictions=None) -> dict:  # a .jsonl file to write each row's text, gold label, label and probabilities to
+    "Score a model folder on one dev split or a file: `{'task', 'n', 'accuracy', ...}` (what `bilstm-kd evaluate` prints)."
     spec = get_task(task)
-    res = evaluate(load_predictor(path, batch_size=batch_size), spec, splits=None if file else [split or spec.eval_splits[0]],
-                   file=file, data_dir=data_dir)
-    m = next(iter(res.values()))
-    return {'task': spec.name, 'n': m['n'], **{k: m[k] for k in ('accuracy', 'f1') if k in m}}
+    pred = load_predictor(path, batch_size=batch_size)
+    res = predict_splits(pred, spec, splits=None if file else [split or spec.eval_splits[0]], file=file, data_dir=data_dir)
+    r = next(iter(res.values()))
+    if predictions is not None: write_jsonl(predictions, prediction_rows(r.texts, r.probs, pred.label_names, r.labels))
+    m = r.metrics(spec)
+    return {'task': spec.name, 'n': m['n'], **{k: m[k] for k in dict.fromkeys(('accuracy', *spec.metrics)) if k in m}}
+
+def prediction_rows(texts, probs, names, gold=None) -> list[dict]:
+    "One JSON-able row per input: its text (or text_a, text_b), label, probabilities and, when known, its gold label."
+    rows = []
+    for i, (t, p) in enumerate(zip(texts, probs)):
+        r = {'text_a': t[0], 'text_b': t[1]} if isinstance(t, tuple) else {'text': t}
+        r |= {'label': names[int(np.argmax(p))], 'probabilities': dict(zip(names, map(float, p)))}
+        if gold is not None: r['gold'] = names[int(gold[i])]
+        rows.append(r)
+    return rows
+
+def write_jsonl(path, rows):
+    "Write `rows` as JSON lines, whole or not at all."
+    with atomic_path(Path(path)) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+        for r in rows: f.write(json.dumps(r, ensure_ascii=False) + '\n')
 
 def _cli_evaluate(args) -> int:
     r = evaluate_folder(args.model, args.task, split=args.split, file=args.file, data_dir=args.data_dir,
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, predictions=args.predictions)
     print(json.dumps(r) if args.json else ' '.join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
     return 0
 
@@ -296,8 +311,9 @@ def _cli(sub):
     add_data_args(e)
     g = e.add_mutually_exclusive_group()
     g.add_argument('--split', default=None, help="a split of the task, scored whole (default: the task's first dev split)")
-    g.add_argument('--file', default=None, help='a GLUE-layout TSV of the task')
+    g.add_argument('--file', default=None, help='a file of the task: a GLUE-layout TSV, or your own data in its format')
     e.add_argument('--batch-size', type=int, default=64, help='sentences per forward pass')
+    e.add_argument('--predictions', default=None, metavar='FILE.jsonl', help="also write each row's gold label, label and probabilities")
     e.add_argument('--json', action='store_true', help='print {"task", "n", "accuracy", "f1"?} as JSON')
     e.set_defaults(func=_cli_evaluate)
     return sub

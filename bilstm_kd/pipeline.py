@@ -147,7 +147,7 @@ def stage_augment(run: Run) -> dict:
     "Build the transfer set into `OUT/transfer` (chapters 03, 03a)."
     stats = {}
     save_transfer_set(build_transfer_set(run.gold['train'], run.preset.augment, task=run.spec.name,
-                                         cache=run.paths.cache, stats=stats), run.out/'transfer')
+                                         cache=run.paths.cache, stats=stats, language=run.spec.language), run.out/'transfer')
     keep = ('n_source', 'n_iter', 'n_draws', 'n_augmented', 'n_rows', 'unique_yield', 'seconds', 'samples_per_s')
     return {k: stats.get(k) for k in keep}
 
@@ -234,7 +234,7 @@ def build_report(run: Run) -> dict:
     score = lambda d: (d.get(main) or {}).get(spec.main_metric)
     t, s, b = ev['teacher'], ev['student'], ev['baseline']
     seconds = {k: v['seconds'] for k, v in records.items() if k != 'report'}
-    rep = dict(task=spec.name, preset=run.preset.name, seed=run.preset.distill.seed, date=time.strftime('%Y-%m-%d'),
+    rep = dict(task=spec.name, labels=list(spec.label_names), pair=spec.pair, preset=run.preset.name, seed=run.preset.distill.seed, date=time.strftime('%Y-%m-%d'),
                commit=_commit(), machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
                student_int8=ev.get('student_int8'), student_onnx_int8=ev.get('student_onnx_int8'),
                speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
@@ -304,7 +304,7 @@ class Ledger:
 
     def key(self, stage: Stage, run: Run, data_fp: str) -> str:
         "The stage's key: its settings and the content of what it reads."
-        return fingerprint('bilstm_kd.stage.v2', stage.name, run.spec.name, stage.settings(run.preset), self.inputs(stage, run, data_fp))
+        return fingerprint('bilstm_kd.stage.v2', stage.name, run.spec.key, stage.settings(run.preset), self.inputs(stage, run, data_fp))
 
     def attempt(self, stage: Stage, key: str | None, threads: int | None = None):
         "Note that `stage` now runs with `key` on `threads` (key None: it finished), so a later run knows whose work a kill left."
@@ -567,6 +567,8 @@ def add_run_args(p):
     p.add_argument('--threads', type=int, default=None, help='CPU threads of every stage (default: the cores other processes leave free)')
     p.add_argument('--cache', default=None, help='cache folder (default: $BILSTM_KD_CACHE, else ~/.cache/bilstm_kd)')
     p.add_argument('--quiet', action='store_true', help='no progress output')
+    p.add_argument('--teacher', dest='teacher_model', metavar='NAME_OR_DIR', default=argparse.SUPPRESS,
+                   help='the teacher: an encoder to fine-tune, or a classifier already fine-tuned for your labels (adopted as is)')
     for s, cls in SECTIONS.items(): add_config_args(p, cls, prefix=f'{s}_')
     return p
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import cli_part, UserError, atomic_path
-from .data import get_task
+from .data import get_task, known_task
 from .speed import plot_speed
 
 # %% auto #0
@@ -160,7 +160,7 @@ def report_html(report: dict,            # keys: task, preset, teacher, student,
                 figures=(),              # extra plotly figures to append (confusions, scatter, ...)
                 include_plotlyjs=True):  # True: embed plotly.js (works offline); 'cdn': small file, needs internet
     "Write a standalone HTML page with the run's tables and plots; returns the path."
-    spec = get_task(report['task'])
+    spec = known_task(report['task'], report.get('labels'), report.get('pair', False))   # your own data's task: from the report
     quality = []
     for n in ('teacher', 'student', 'student_int8', 'student_onnx_int8', 'baseline'):
         m = _metrics_block(report.get(n))
@@ -177,7 +177,7 @@ def report_html(report: dict,            # keys: task, preset, teacher, student,
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<h2>Quality on dev (ours)</h2>{_selection_line(report)}{_html_table(quality)}
+<h2>Quality on dev (ours)</h2>{_selection_line(report)}<p>Labels, in class-id order: {html.escape(', '.join(spec.label_names))}.</p>{_html_table(quality)}
 <h2>Table 1: the paper's test scores ({html.escape(PAPER)}) and ours on dev, in %</h2>{_html_table(paper1)}
 <h2>Speed and size (measured here, one process)</h2>{_html_table(speed)}
 <h2>Table 2 beside ours</h2>{_html_table(table2(speed)) if speed else '<p>(no speed rows)</p>'}

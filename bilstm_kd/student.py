@@ -7,7 +7,8 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/student.html.md"""
 # %% auto #0
 __all__ = ['EMBED_MODES', 'VOCAB_FILE', 'STUDENT_MARKER', 'StudentConfig', 'Encoder', 'StudentBase', 'BiLSTMClassifier',
            'SiameseBiLSTM', 'build_student', 'Encoded', 'encode', 'as_encoded', 'probabilities', 'predict',
-           'count_params', 'quantize_student', 'student_onnx', 'OnnxStudent', 'save_student', 'load_student']
+           'student_device', 'student_labels', 'classify', 'count_params', 'quantize_student', 'student_onnx',
+           'OnnxStudent', 'save_student', 'load_student']
 
 # %% ../nbs/04_student.ipynb #c059
 import json
@@ -20,8 +21,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from huggingface_hub import PyTorchModelHubMixin
 
-from .core import (UserError, ConfigError, Config, positive, non_negative, prob, one_of, atomic_path, write_json,
+from .core import (announce, UserError, ConfigError, Config, positive, non_negative, prob, one_of, atomic_path, write_json,
                             read_json, check_arg, write_manifest, check_manifest)
+from .data import get_task, known_task
 from .labels import quantize_int8
 from .tokenization import Vocab, tokenize, load_vectors, MASK_MODES
 
@@ -199,6 +201,33 @@ def predict(self: StudentBase,
 
 StudentBase.predict = predict
 
+def student_device(device: str | None = None) -> str:  # 'cpu', 'cuda', 'mps', ...; None: the best one present
+    "Where a student trains, scores and predicts: `device`, else `$BILSTM_KD_DEVICE`, else CUDA, Apple's MPS, the CPU (said once)."
+    import os
+    d = device or os.environ.get('BILSTM_KD_DEVICE') or ('cuda' if torch.cuda.is_available() else
+                                                        'mps' if torch.backends.mps.is_available() else 'cpu')
+    try: torch.empty(0, device=d)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"device {d!r} is not usable here ({(str(e).splitlines() or [''])[0][:100]}); choose cpu, cuda or mps") from None
+    if d != 'cpu': announce(f"[device] the student runs on {d}", key=f'student-device-{d}')   # a CPU-only machine had no choice
+    return d
+
+def student_labels(model) -> tuple:  # a student (torch or ONNX Runtime)
+    "Its class names in label-id order: those saved with it, else its GLUE task's, else '0', '1', ..."
+    saved = (getattr(model, 'meta', None) or {}).get('label_names')
+    if saved: return tuple(saved)
+    try: return get_task(model.task).label_names if model.task else tuple(map(str, range(model.config.num_labels)))
+    except UserError: return tuple(map(str, range(model.config.num_labels)))
+
+def classify(self,
+             texts_or_pairs,            # strings, or (text_a, text_b) pairs for a siamese student
+             batch_size: int = 256) -> list[dict]:
+    "Each input's label and class probabilities, `{'label': name, 'probabilities': {name: p}}`, in input order."
+    names, probs = student_labels(self), self.predict(texts_or_pairs, batch_size=batch_size)
+    return [{'label': names[int(p.argmax())], 'probabilities': dict(zip(names, map(float, p)))} for p in probs]
+
+StudentBase.classify = classify
+
 # %% ../nbs/04_student.ipynb #c030
 def count_params(model: nn.Module,         # a student, or any torch module (a teacher's `.model` too)
                  embeddings: bool = True,  # include the weights of every `nn.Embedding`?
@@ -268,10 +297,11 @@ class OnnxStudent:
     "A student served by ONNX Runtime: same inputs, Vocab and `predict` as the torch model (fp32: the same logits)."
     def __init__(self, model: StudentBase,   # the float student to serve
                  int8: bool = False,         # dynamically quantise the LSTM and linear weights (ONNX Runtime int8)
-                 threads: int = 1):          # intra-op threads of the session
-        import onnxruntime as ort
-        self.proto = student_onnx(model)
-        if int8: self.proto = _quantize_onnx(self.proto)
+                 threads: int = 1,           # intra-op threads of the session
+                 graph=None):                # an exported graph of this student (`save`) to serve instead of building one
+        import onnx, onnxruntime as ort
+        self.proto = onnx.load(graph) if graph is not None else student_onnx(model)
+        if int8 and graph is None: self.proto = _quantize_onnx(self.proto)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads = check_arg('threads', threads), 1
         self.session = ort.InferenceSession(self.proto.SerializeToString(), opts, providers=['CPUExecutionProvider'])
@@ -289,6 +319,8 @@ class OnnxStudent:
     def predict(self, texts_or_pairs, batch_size: int = 256):  # as `StudentBase.predict`
         "Class probabilities, float32 [N, num_labels], in input order."
         return probabilities(self, as_encoded(self, texts_or_pairs), self.config.num_labels, check_arg('batch_size', batch_size))
+
+    classify = classify   # labels and probabilities, as `StudentBase.classify`
 
     def save(self, path):  # an .onnx file, for any ONNX runtime (inputs ids, lengths; pairs: ids_a, lengths_a, ids_b, lengths_b)
         "Write the graph (written whole or not at all); returns the path. The words → ids mapping is the student's `vocab.json`."
@@ -337,7 +369,7 @@ def save_student(model: StudentBase,   # a trained student (with its Vocab)
                  meta: dict | None = None):  # extra facts for the marker: metrics, how it was trained, ...
     "Write weights + config + vocab + `bilstm_kd_student.json` into one folder, atomically."
     if model.vocab is None: raise UserError("the student has no Vocab; attach one (model.vocab = vocab) before saving")
-    meta = {'task': model.task, 'metrics': {}, 'params': count_params(model), 'params_without_embeddings': count_params(model, False),
+    meta = {'task': model.task, 'label_names': list(student_labels(model)), 'metrics': {}, 'params': count_params(model), 'params_without_embeddings': count_params(model, False),
             **(meta or {})}
     with atomic_path(Path(path)) as tmp:
         model.save_pretrained(tmp)
@@ -365,4 +397,5 @@ def load_student(path):  # a folder written by `save_student` (or `save_pretrain
         raise UserError(f"{p / VOCAB_FILE} has {len(model.vocab)} words but the weights have {model.config.vocab_size} rows; {fix}")
     model.meta = read_json(p / STUDENT_MARKER, fix) if (p / STUDENT_MARKER).exists() else {'task': model.task}
     if not isinstance(model.meta, dict): raise UserError(f"{p / STUDENT_MARKER} is not a student marker; {fix}")
+    if model.task and model.meta.get('label_names'): known_task(model.task, model.meta['label_names'], model.config.pair)
     return model

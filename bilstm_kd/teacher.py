@@ -19,14 +19,15 @@ from safetensors import SafetensorError
 from .core import (cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
                             write_json, read_json, fingerprint, make_config, add_config_args, config_from_args, choose_threads,
                             announce, check_manifest, check_out, write_manifest, set_aside)
-from .data import (TaskSpec, get_task, load_task, compute_metrics, add_data_args, data_fingerprint, DataConfig,
+from .data import (TaskSpec, get_task, known_task, load_task, compute_metrics, add_data_args, data_fingerprint, DataConfig,
                             SELECTION, selection_split)
 from .tokenization import DEFAULT_TEACHER, resolve_backbone
 
 # %% auto #0
-__all__ = ['TEACHER_MARKER', 'TeacherConfig', 'Teacher', 'check_head', 'check_backbone', 'load_teacher', 'launched_processes',
-           'process_state', 'is_main', 'on_main', 'quiet_unless_main', 'process_threads', 'check_shared_folder',
-           'per_process_batch', 'last_good_checkpoint', 'finetune_teacher', 'plot_history']
+__all__ = ['TEACHER_MARKER', 'TeacherConfig', 'Teacher', 'check_head', 'check_backbone', 'head_order', 'load_teacher',
+           'launched_processes', 'process_state', 'is_main', 'on_main', 'quiet_unless_main', 'process_threads',
+           'check_shared_folder', 'per_process_batch', 'last_good_checkpoint', 'adopt_teacher', 'finetune_teacher',
+           'plot_history']
 
 # %% ../nbs/02_teacher.ipynb #c061
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _read_marker(path: Path) -> dict:
     fix = "re-run `bilstm-kd teacher` into a new --out"
     info = read_json(Path(path)/TEACHER_MARKER, fix)
     if not isinstance(info, dict) or 'task' not in info: raise UserError(f"{Path(path)/TEACHER_MARKER} is not a teacher marker; {fix}")
-    get_task(info['task'])
+    known_task(info['task'], info.get('label_names'), info.get('pair', False))   # your own data's task: from the marker
     return info
 
 def _head_kwargs(spec) -> dict:
@@ -154,7 +155,24 @@ def check_backbone(src: Path, spec) -> Path:
         raise UserError(f"{src} is a classifier with {n} labels "
                         f"({_label_names(cfg)}); fine-tuning it for {spec.name} needs {spec.num_labels} ({', '.join(spec.label_names)}): "
                         "start from an encoder without a classification head, e.g. the default teacher")
+    if cfg is not None: head_order(src, cfg, spec)   # a classifier is adopted as it is: its label names must be the task's
     return Path(src)
+
+def _label_key(name) -> str:
+    "A label name as matched: case and spaces aside, and the generic 'LABEL_3' as '3'."
+    n = str(name).strip().lower()
+    return n[6:] if n.startswith('label_') and n[6:].isdigit() else n
+
+def head_order(src, cfg: dict, spec) -> list[int]:
+    "For each of the task's labels, the classifier's output that scores it; a one-line error naming both label sets."
+    id2label = {int(k): v for k, v in (cfg.get('id2label') or {}).items()}
+    theirs = [_label_key(id2label.get(i, f'LABEL_{i}')) for i in range(len(id2label) or cfg.get('num_labels', 2))]
+    ours = [_label_key(n) for n in spec.label_names]
+    if sorted(theirs) != sorted(ours) or len(set(theirs)) != len(theirs):
+        raise UserError(f"{src} is a classifier already fine-tuned for the labels {_label_names(cfg)}, but {spec.name} has "
+                        f"{', '.join(spec.label_names)}: its labels must have the task's names (any order, any case); pass a "
+                        "teacher for these labels, or an encoder without a classification head to fine-tune")
+    return [theirs.index(o) for o in ours]
 
 def _backbone_for(src: Path, spec):
     "The model fine-tuning starts from: a bare encoder gets a fresh head with the task's labels; a classifier must have them."
@@ -387,7 +405,7 @@ def _finetune_one(spec, dd, out: Path, cfg: TeacherConfig, identity: dict, progr
     scores = {s: {**{k[5:]: v for k, v in trainer.evaluate(enc[s]).items() if k[5:] in spec.metrics}, 'n': len(enc[s])}
               for s in (SELECTION, *spec.eval_splits) if s in enc}
     best = Path(trainer.state.best_model_checkpoint or 'x-0').name.split('-')[-1]
-    info = dict(task=spec.name, kind='teacher', metrics=scores, chosen_on=SELECTION, **identity, train_seconds=round(time.time() - t0, 1),
+    info = dict(task=spec.name, label_names=spec.label_names, pair=spec.pair, kind='teacher', metrics=scores, chosen_on=SELECTION, **identity, train_seconds=round(time.time() - t0, 1),
                 steps=trainer.state.global_step, best_step=int(best), log_history=_compact_history(trainer.state.log_history))
     if trainer.args.world_size > 1: info['processes'] = trainer.args.world_size
     if trainer.is_world_process_zero():
@@ -425,6 +443,58 @@ def _keep_best(best: Path, out: Path, info: dict):
         write_manifest(tmp)   # the marker changed: list the files again
     shutil.rmtree(best.parent, ignore_errors=True)
 
+def _reorder_head(model, order: list[int], spec):
+    "Permute the classifier's last layer so that output i scores the task's label i; checked on a probe input."
+    lin = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == model.config.num_labels]
+    probe = torch.arange(1, 9).unsqueeze(0) % model.config.vocab_size
+    with torch.no_grad():
+        before = model(input_ids=probe).logits
+        if lin and order != sorted(order):
+            lin[-1].weight.copy_(lin[-1].weight[order].clone())
+            if lin[-1].bias is not None: lin[-1].bias.copy_(lin[-1].bias[order].clone())
+        if not torch.allclose(model(input_ids=probe).logits, before[:, order], atol=1e-5):
+            raise UserError(f"cannot reorder the outputs of {model.config.name_or_path} to {spec.name}'s label order (its last "
+                            "layer is not a plain linear head); save it with id2label in the task's order")
+    model.config.id2label, model.config.label2id = dict(enumerate(spec.label_names)), {n: i for i, n in enumerate(spec.label_names)}
+
+def _teacher_scores(model, tok, dd, spec, max_length: int, batch_size: int = 64) -> dict:
+    "The task's metrics of a classifier on the selection and dev splits (no training: what an adopted teacher brings)."
+    out = {}
+    for s in (SELECTION, *spec.eval_splits):
+        if s not in dd: continue
+        texts, preds = [dd[s][c] for c in spec.text_cols], []
+        with torch.no_grad():
+            for i in range(0, len(dd[s]), batch_size):
+                enc = tok(*[t[i:i + batch_size] for t in texts], truncation=True, max_length=max_length, padding=True, return_tensors='pt')
+                preds.append(model(**enc.to(model.device)).logits.argmax(-1).cpu().numpy())
+        out[s] = {**compute_metrics(spec, dd[s]['label'], np.concatenate(preds)), 'n': len(dd[s])}
+    return out
+
+def adopt_teacher(src: Path,                # a classifier's folder (or the HF cache's copy of a hub name)
+                  spec,                     # the task: its label names must be the classifier's
+                  out: Path,                # the teacher folder to write
+                  cfg: 'TeacherConfig',     # the teacher settings (`model` names the classifier)
+                  dd,                       # the loaded task: the selection and dev splits are scored
+                  device=None, progress: bool = True) -> 'Teacher':
+    "Save a classifier already fine-tuned for `spec`'s labels as the run's teacher: its head in the task's order, no training."
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    order = head_order(src, _classifier_config(src), spec)
+    if progress: announce(f"[teacher] {cfg.model} is already fine-tuned for {', '.join(spec.label_names)}: adopted as the teacher, "
+                          "no fine-tuning" + ('' if order == sorted(order) else f" (its outputs reordered to the task's label order {order})"))
+    if is_main(process_state()):
+        with _quiet_transformers():
+            tok = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
+            model = AutoModelForSequenceClassification.from_pretrained(str(src), trust_remote_code=False).eval()
+        _reorder_head(model, order, spec)
+        info = dict(task=spec.name, label_names=spec.label_names, pair=spec.pair, kind='teacher', adopted=str(cfg.model), head_order=order, chosen_on=None, steps=0,
+                    train_seconds=0.0, metrics=_teacher_scores(model, tok, dd, spec, cfg.max_length), **_identity(cfg, dd))
+        with atomic_path(out) as tmp:
+            model.save_pretrained(tmp); tok.save_pretrained(tmp)
+            write_json(tmp/TEACHER_MARKER, info)
+            write_manifest(tmp)
+    on_main(process_state(), lambda: None)   # the others wait for the folder
+    return load_teacher(out, device=device)
+
 def finetune_teacher(task: str | TaskSpec,        # GLUE task: 'sst2', 'qqp', 'mnli', 'mrpc'
                      out,                          # output folder
                      cfg: TeacherConfig | None = None,  # settings (default: `TeacherConfig()`)
@@ -433,7 +503,8 @@ def finetune_teacher(task: str | TaskSpec,        # GLUE task: 'sst2', 'qqp', 'm
                      progress: bool = True,        # progress bars
                      resume: bool = True,          # resume an interrupted run; reuse a finished `out` with the same settings
                      **changes) -> Teacher:        # changes to `cfg`, e.g. epochs=1, lr=(2e-5, 3e-5)
-    "Fine-tune a sequence classifier on `task` with `Trainer`; keep the checkpoint best on the selection split in `out`."
+    """Fine-tune a sequence classifier on `task` with `Trainer`; keep the checkpoint best on the selection split in `out`.
+    A classifier already fine-tuned for the task's labels is adopted as it is (`adopt_teacher`)."""
     spec, cfg, out = get_task(task), make_config(TeacherConfig, cfg, **changes), Path(out).expanduser()
     dd = data if data is not None else load_task(spec, data_dir)
     if 'train' not in dd: raise UserError(f"{spec.name}: fine-tuning needs a 'train' split; got {list(dd)}")
@@ -447,6 +518,8 @@ def finetune_teacher(task: str | TaskSpec,        # GLUE task: 'sst2', 'qqp', 'm
         except UserError as e:   # the same teacher, damaged since: keep it for inspection and train it again
             aside = on_main(state, set_aside, out)
             announce(f"[teacher] {out} is damaged, so it was moved to {aside} and is trained again ({e})")
+    if (src := resolve_backbone(cfg.model, quiet=True)) and _classifier_config(src) is not None:   # already fine-tuned
+        return adopt_teacher(check_backbone(src, spec), spec, out, cfg, dd, device, progress)
     if state is not None: per_process_batch(cfg.batch_size, state.num_processes); check_shared_folder(state, out.parent)
     if not torch.cuda.is_available(): process_threads(cfg.threads, 'teacher', state, quiet=not progress)
     with quiet_unless_main(state):

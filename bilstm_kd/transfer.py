@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .core import (cli_part, UserError, atomic_path, fingerprint, write_json, ensure_dir, add_config_args,
-                            config_from_args, make_config, write_manifest, check_manifest, check_out)
+                            config_from_args, make_config, write_manifest, check_manifest, check_out, announce)
 from .data import get_task, load_task, texts_of, add_data_args, DataConfig
 from .augmentation import AugmentConfig, Augmenter, WORD_RULES, _empty_lists
 from .labels import (LabelConfig, LogitsCache, teacher_logits, length_batches, text_key, _as_inputs, _as_cache,
@@ -21,8 +21,8 @@ from .labels import (LabelConfig, LogitsCache, teacher_logits, length_batches, t
 from .teacher import load_teacher, process_state, on_main, is_main, quiet_unless_main, process_threads
 
 # %% auto #0
-__all__ = ['TRANSFER_META', 'TRANSFER_COLS', 'build_transfer_set', 'transfer_meta', 'save_transfer_set', 'load_transfer_set',
-           'augment_cmd', 'label_sharded', 'label_transfer']
+__all__ = ['TRANSFER_META', 'TRANSFER_COLS', 'pos_rule_for', 'build_transfer_set', 'transfer_meta', 'save_transfer_set',
+           'load_transfer_set', 'augment_cmd', 'label_sharded', 'label_transfer']
 
 # %% ../nbs/03a_transfer.ipynb #c007
 def _originals(ds, raw, tab):
@@ -49,15 +49,24 @@ def _kept_samples(tab):
     return tab, status
 
 # %% ../nbs/03a_transfer.ipynb #c030
+def pos_rule_for(cfg: AugmentConfig, language: str) -> AugmentConfig:
+    "`cfg` for texts in `language`: NLTK's tagger reads English only, so elsewhere the POS rule needs `spacy:MODEL` or is off (said once)."
+    if language == 'en' or cfg.tagger.startswith('spacy:') or cfg.tagger == 'none' or cfg.p_pos == 0: return cfg
+    announce(f"[augment] no POS tagger for language {language!r}: POS-guided replacement is off (p_pos 0); name a spaCy "
+             f"pipeline for it to turn it on, e.g. --augment-tagger spacy:{language}_core_news_sm", key=f'pos-{language}')
+    return cfg.replace(p_pos=0.0, tagger='none')
+
 def build_transfer_set(train,                        # the training split (a `Dataset` with text_a, [text_b], label)
                        cfg: AugmentConfig | None = None,  # the recipe (default: the paper's)
                        task: str | None = None,      # the task's name, recorded in the metadata
                        cache: bool | str | Path = True,  # cache POS tags: True under cache_dir(), a cache folder, or False
                        stats: dict | None = None,    # filled with counts and timings when given
+                       language: str = 'en',         # the texts' language: POS-guided replacement needs a tagger for it
                        **changes):                   # changes to `cfg`, e.g. n_iter=4
     "The transfer set of §3.3 as a `datasets.Dataset`, with provenance columns."
     import datasets, pyarrow as pa
     cfg, t0 = make_config(AugmentConfig, cfg, **changes), time.perf_counter()
+    cfg = pos_rule_for(cfg, language)
     if isinstance(train, datasets.DatasetDict): train = train['train']
     if 'text_a' not in train.column_names:
         raise UserError(f"the dataset has no text_a column (found {', '.join(train.column_names)}); use load_task's schema")
@@ -70,7 +79,7 @@ def build_transfer_set(train,                        # the training split (a `Da
         both = pa.concat_tables([_originals(train, raw, tab), tab])
         tab = both.take(pa.array(np.argsort(both.column('source_idx').to_numpy(), kind='stable')))
     n = len(status)
-    meta = dict(task=task, n_source=len(train), **{k: v for k, v in cfg.to_dict().items() if k != 'n_iter'},
+    meta = dict(task=task, **({'language': language} if language != 'en' else {}), n_source=len(train), **{k: v for k, v in cfg.to_dict().items() if k != 'n_iter'},
                 n_iter=cfg.iterations(pair), n_draws=n, n_copies=int((status == 1).sum()),
                 n_duplicates=int((status == 2).sum()), n_augmented=int((status == 0).sum()), n_rows=tab.num_rows)
     fp = fingerprint('bilstm_kd.transfer.v2', meta, fingerprint(*(t for side in raw for t in side)))
@@ -125,7 +134,7 @@ def augment_cmd(args) -> int:
     check_out(args.out)
     t0, st = time.perf_counter(), {}
     train = data.replace(max_eval=1).load(args.task, args.data_dir, verbose=False)['train']
-    ds = build_transfer_set(train, cfg, task=args.task.name, stats=st)
+    ds = build_transfer_set(train, cfg, task=args.task.name, stats=st, language=args.task.language)
     out = save_transfer_set(ds, args.out)
     secs = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in Path(out).rglob('*') if f.is_file())

@@ -5,8 +5,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT/'bilstm_kd'
-STACK = ['core', 'data', 'tokenization', 'teacher', 'labels', 'augmentation', 'transfer', 'student', 'distillation',
-         'evaluation', 'speed', 'report', 'pipeline', 'course', 'game', 'ablation', 'widgets', 'grading', 'exercises', 'cli']
+STACK = ['core', 'data', 'yourdata', 'tokenization', 'teacher', 'labels', 'augmentation', 'transfer', 'student', 'distillation',
+         'evaluation', 'speed', 'report', 'serve', 'pipeline', 'course', 'game', 'ablation', 'widgets', 'grading', 'exercises', 'cli']
 
 
 def modules():
