@@ -10,7 +10,7 @@ import dataclasses, json, re, sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import cli_part, UserError, RunLock, write_json, read_json
+from .core import cli_part, UserError, RunLock, RunLayout, write_json, read_json
 from .data import get_task, SELECTION
 from .pipeline import (Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict,
                                 _score)
@@ -83,8 +83,8 @@ def run_row(s: Setting, task, p: Preset, out: Path, data_dir=None, threads=None,
     spec, stage = get_task(task), MODELS[s.model]
     row = dict(group=s.group, name=s.name, model=s.model, changes=s.changes)
     try:
-        rec = run_pipeline(spec, s.apply(p), out/'rows'/s.slug, data_dir, None, threads, progress, cache,
-                           ('teacher', stage), store=out/'store')
+        rec = run_pipeline(spec, s.apply(p), RunLayout(out).row_run(s.slug), data_dir, None, threads, progress, cache,
+                           ('teacher', stage), store=RunLayout(out).store)
     except UserError as e:
         return row | {'error': str(e)}
     res = rec[stage]['result']
@@ -108,9 +108,9 @@ def ablate(task,                     # GLUE task
         for i, s in enumerate(todo):
             if progress: print(f'[ablate] {i + 1}/{len(todo)} {s.group}: {s.name}', flush=True)
             res['rows'].append(run_row(s, spec, p, out, data_dir, threads, progress, cache))
-            write_json(out/'ablation.json', res)
+            write_json(out/RunLayout.ABLATION, res)
         write_html(res, out/'ablation.html')
-    return read_json(out/'ablation.json')   # as JSON holds it (tuples read back as lists)
+    return read_json(out/RunLayout.ABLATION)   # as JSON holds it (tuples read back as lists)
 
 # %% ../nbs/07b_ablation.ipynb #c016
 def _refs(res: dict) -> dict:
@@ -161,7 +161,7 @@ def _cli_ablate(args) -> int:
                  progress=not args.quiet, cache=args.cache)
     rows = [{k: r.get(k) for k in ('group', 'name', 'metric', 'error') if r.get(k) is not None} for r in res['rows']]
     print(json.dumps({'task': res['task'], 'preset': res['preset'], 'metric': res['metric'], 'rows': rows,
-                      'report': str(Path(args.out)/'ablation.json')}))
+                      'report': str(Path(args.out)/RunLayout.ABLATION)}))
     return 0
 
 @cli_part

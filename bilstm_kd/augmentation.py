@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import UserError, Config, prob, at_least, one_of, atomic_path, fingerprint, make_config
+from .core import UserError, Config, prob, at_least, one_of, atomic_path, fingerprint, make_config, CacheLayout
 from .data import cache_dir
 from .tokenization import MASK, MASK_TOKEN, tokenize
 
@@ -162,7 +162,7 @@ def _tag_flat(token_lists, tagger='nltk', tagset='penn', cache=True, spacy_model
     path, hit, ulen = None, None, np.fromiter((len(t) for t in uniq), np.int64, len(uniq))
     if cache:
         key = fingerprint('bilstm_kd.pos.v2', tagger, tagset, _tagger_version(tagger, spacy_model), '\n'.join(first))
-        path = (cache_dir() if cache is True else cache_dir(cache))/'pos'/f'{key}.npz'   # True: the default cache folder
+        path = CacheLayout(cache_dir(None if cache is True else cache)).pos/f'{key}.npz'   # True: the default cache folder
         hit = _read_pos(path, key, int(ulen.sum())) if path.is_file() else None   # its content is checked, not trusted
     if hit is not None: names, uids = hit
     else:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, fields, MISSING
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full', 'ensure_dir',
-           'replaceable', 'check_out', 'atomic_path', 'write_json', 'read_json', 'set_aside', 'fingerprint',
-           'file_fingerprint', 'write_manifest', 'check_manifest', 'positive', 'seed_range', 'usable_cores',
-           'thread_count', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config', 'make_config',
-           'add_config_args', 'config_from_args', 'RunLock', 'CoreMeter', 'busy_cores_elsewhere', 'choose_threads',
+__all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'COPY_IGNORE', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full',
+           'ensure_dir', 'replaceable', 'check_out', 'atomic_path', 'write_json', 'read_json', 'set_aside',
+           'fingerprint', 'file_fingerprint', 'write_manifest', 'check_manifest', 'positive', 'seed_range',
+           'usable_cores', 'thread_count', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config',
+           'make_config', 'add_config_args', 'config_from_args', 'RunLayout', 'work_folder', 'sweep_folder',
+           'checkpoint_path', 'CacheLayout', 'RunLock', 'CoreMeter', 'busy_cores_elsewhere', 'choose_threads',
            'announce', 'hub_offline', 'hub_reachable', 'cli_part']
 
 # %% ../nbs/00_core.ipynb #c007
@@ -311,12 +312,56 @@ def config_from_args(cls, args, base=None, prefix: str = ''):
         flag = '--' + (prefix + e.field).replace('_', '-')
         raise UserError(f"{flag}: {str(e).removeprefix(e.field + ' ')}") from None
 
+# %% ../nbs/00_core.ipynb #c091
+@dataclass(frozen=True)
+class RunLayout:
+    "Every file and folder of a run, named once: the stages write them here, and every reader (reports, course, checks) finds them here."
+    root: Path                                                     # the run folder (`--out`)
+    TEACHER, TRANSFER, LOGITS = 'teacher', 'transfer', 'logits.npy'  # the stages' outputs ...
+    STUDENT, BASELINE, EVAL = 'student', 'baseline', 'eval.json'
+    REPORT, REPORT_HTML = 'report.json', 'report.html'
+    STAGES, RUNNING, LOCK = 'stages.json', '.running.json', '.lock'  # ... the run's own records ...
+    SEEDS, ABLATION, STORE, ROWS = 'seeds.json', 'ablation.json', 'store', 'rows'   # ... and those of `run --seeds`, `ablate`
+    MARKS = (STAGES, RUNNING, LOCK)                                # a folder holding one of these is a bilstm-kd run folder
+
+    def __post_init__(self): object.__setattr__(self, 'root', Path(self.root))
+    def __truediv__(self, name: str) -> Path: return self.root/name   # `layout/RunLayout.EVAL`, `layout/who`
+    teacher = property(lambda self: self.root/self.TEACHER)
+    transfer = property(lambda self: self.root/self.TRANSFER)
+    logits = property(lambda self: self.root/self.LOGITS)
+    student = property(lambda self: self.root/self.STUDENT)
+    baseline = property(lambda self: self.root/self.BASELINE)
+    eval_file = property(lambda self: self.root/self.EVAL)
+    report = property(lambda self: self.root/self.REPORT)
+    report_html = property(lambda self: self.root/self.REPORT_HTML)
+    stages = property(lambda self: self.root/self.STAGES)
+    running = property(lambda self: self.root/self.RUNNING)
+    store = property(lambda self: self.root/self.STORE)
+    def seed_run(self, seed: int) -> Path: return self.root/f'seed-{seed}'   # one seed's run folder under `run --seeds`
+    def row_run(self, slug: str) -> Path: return self.root/self.ROWS/slug     # one ablation row's run folder
+    def work(self, output: str) -> tuple:
+        "The hidden work of a stage output, stale once its key changes: build folder, sweep folder, checkpoint."
+        return work_folder(self.root/output), sweep_folder(self.root/output), checkpoint_path(self.root/output)
+
+def work_folder(out) -> Path: return Path(out).parent/f'.{Path(out).name}.work'    # where `out` is built (a teacher's checkpoints)
+def sweep_folder(out) -> Path: return Path(out).parent/f'.{Path(out).name}.sweep'  # one run per learning rate of a sweep
+def checkpoint_path(out) -> Path: return Path(str(out).rstrip('/') + '.ckpt')      # a student's resumable training state
+COPY_IGNORE = ('.*', '*.ckpt')   # what a copy of a run folder leaves out: hidden work and checkpoints
+
+@dataclass(frozen=True)
+class CacheLayout:
+    "The caches' folders, named once: `--cache X` (or `$BILSTM_KD_CACHE`) moves every one of them."
+    root: Path                                                     # the cache folder
+    pos = property(lambda self: Path(self.root)/'pos')               # POS tags of training corpora (chapter 03)
+    logits = property(lambda self: Path(self.root)/'logits')         # the teacher's logits, by text and teacher (chapter 02a)
+    course_pack = property(lambda self: Path(self.root)/'course-pack')  # the course pack built here (chapter 07a)
+
 # %% ../nbs/00_core.ipynb #c047
 class RunLock:
     "An exclusive lock on a run folder: a second holder gets a one-line `UserError`; a dead holder's lock is taken over."
     def __init__(self, folder, quiet: bool = False):
         self.folder, self.quiet, self._f = Path(folder), quiet, None
-        self.path = self.folder/'.lock'
+        self.path = self.folder/RunLayout.LOCK
 
     def __enter__(self):
         import fcntl

@@ -10,7 +10,7 @@ import dataclasses, fcntl, json, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .core import cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count, COMMON_CHECKS
+from .core import CacheLayout, COPY_IGNORE, cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count, COMMON_CHECKS
 from .data import cache_dir, load_task, data_fingerprint, get_task, read_glue_tsv, SELECTION
 from .labels import PRECISIONS
 from .pipeline import PRESETS, run_pipeline, get_preset, preset_dict, _versions
@@ -25,8 +25,8 @@ COURSE_PACK_REPO = 'bilstm-kd/course-pack-sst2'       # hub dataset repo a publi
 MANIFEST = 'manifest.json'
 
 def pack_path() -> Path:
-    "The local course-pack folder: `$BILSTM_KD_COURSE_PACK`, else `cache_dir()/'course-pack'`."
-    return Path(os.environ.get('BILSTM_KD_COURSE_PACK') or cache_dir()/'course-pack').expanduser()
+    "The local course-pack folder: `$BILSTM_KD_COURSE_PACK`, else the cache's `course-pack` folder."
+    return Path(os.environ.get('BILSTM_KD_COURSE_PACK') or CacheLayout(cache_dir()).course_pack).expanduser()
 
 def is_pack(path) -> bool:
     "Is `path` a finished course pack (its manifest is written last) that holds its selection split (newer packs do)?"
@@ -122,7 +122,7 @@ def push_course_pack(path, repo: str = COURSE_PACK_REPO, private: bool = False) 
     api = HfApi()
     api.create_repo(repo, repo_type='dataset', private=private, exist_ok=True)
     api.upload_folder(folder_path=str(path), repo_id=repo, repo_type='dataset',
-                      ignore_patterns=['.*', '*.ckpt', 'cache/*'])
+                      ignore_patterns=[*COPY_IGNORE, 'cache/*'])
     return f"https://huggingface.co/datasets/{repo}"
 
 # %% ../nbs/07a_course.ipynb #c016

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import cli_part, UserError, Config, positive, announce, hub_reachable, hub_offline, ensure_dir, fingerprint, check_arg
+from .core import RunLayout, CacheLayout, cli_part, UserError, Config, positive, announce, hub_reachable, hub_offline, ensure_dir, fingerprint, check_arg
 
 # %% auto #0
 __all__ = ['TASKS', 'USER_TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION', 'HUB_DATASET', 'TaskSpec', 'register_task',
@@ -116,6 +116,11 @@ class RunPaths:
     data: Path | None        # local GLUE folder; None: the hub
     cache: Path              # caches (POS tags, teacher logits)
     out: Path | None = None  # the run's own folder
+
+    @property
+    def layout(self) -> RunLayout: return RunLayout(self.out)   # every file of the run (`out` must be set)
+    @property
+    def caches(self) -> CacheLayout: return CacheLayout(self.cache)   # every cache folder
 
     @classmethod
     def resolve(cls, data_dir=None, cache=None, out=None):

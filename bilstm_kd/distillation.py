@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import (cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
+from .core import (checkpoint_path, cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
                             atomic_path, make_config, add_config_args, config_from_args, choose_threads, check_arg, check_out,
                             set_aside)
 from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, DataConfig, SELECTION, selection_split
@@ -454,7 +454,7 @@ def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', '
     sel = selection_split(dd)   # every evaluation while training reads it; the dev splits are scored once, below
     select = (encode(net.vocab, texts_of(sel)), np.asarray(sel['label']))
     t0 = time.time(); train_x = encode(net.vocab, texts_of(rows)); t_enc = time.time() - t0
-    ckpt = Path(str(out).rstrip('/') + '.ckpt')
+    ckpt = checkpoint_path(out)
     res = fit(net, train_x, cfg, np.asarray(rows['label'], dtype=np.int64), z, select, spec.name, ckpt, callback, progress)
     metrics = {s: evaluate_student(net, encode(net.vocab, texts_of(dd[s])), dd[s]['label'], spec.name)
                for s in (SELECTION, *spec.eval_splits) if s in dd}

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
-from .core import UserError, read_json
+from .core import UserError, read_json, RunLayout
 from .data import get_task, load_task, read_glue_tsv, resolve_data_dir, texts_of
 from .tokenization import Vocab, tokenize, teacher_tokenizer, MASK_TOKEN, _CLITIC, _TOKEN
 from .labels import padding_stats, length_batches, reliability, softmax
@@ -110,7 +110,7 @@ def _dev_texts() -> list: return texts_of(load_task('sst2', verbose=False)['vali
 def check_padding_saved(answer: int):  # your number of padding tokens that length-sorted batches save
     "Exercise 1: padding tokens saved by length-sorting the SST-2 dev sentences in batches of 64 (the course pack's teacher tokenizer)."
     a = as_number(answer, integer=True, what='a number of tokens')
-    texts, tok = _dev_texts(), teacher_tokenizer(pack_for_checks()/'teacher')
+    texts, tok = _dev_texts(), teacher_tokenizer(RunLayout(pack_for_checks()).teacher)
     lens = [len(x) for x in tok(texts, truncation=True, max_length=128)['input_ids']]
     plain, srt = padding_stats(lens, [np.arange(i, min(i + 64, len(lens))) for i in range(0, len(lens), 64)]), padding_stats(lens, length_batches(lens, 64))
     truth = plain['padding'] - srt['padding']
@@ -122,7 +122,7 @@ def check_int8_fraction(answer: float):  # your fraction of the teacher's parame
     "Exercise 2: the share of the course pack teacher's parameters in `nn.Linear` weights (what dynamic int8 quantises)."
     from transformers import AutoConfig, AutoModelForSequenceClassification
     a = as_number(answer, what='a fraction between 0 and 1')
-    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(str(pack_for_checks()/'teacher'), trust_remote_code=False))   # its shapes; weights unneeded
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(str(RunLayout(pack_for_checks()).teacher), trust_remote_code=False))   # its shapes; weights unneeded
     share = lambda kind: sum(m.weight.numel() for m in model.modules() if isinstance(m, kind)) / sum(p.numel() for p in model.parameters())
     truth, emb = share(torch.nn.Linear), share(torch.nn.Embedding)
     return grade(a, truth, 0.005, f"Correct: {truth:.3f} of the parameters. Embeddings are {emb:.3f} of the model and stay fp32, so the weights shrink to "
@@ -140,7 +140,7 @@ def _teacher_dev_logits(teacher_dir: str, stamp: float):  # stamp: the pack mani
 def check_ece(answer: float):  # your expected calibration error of the course pack's teacher on SST-2 dev
     "Exercise 3: expected calibration error of the course pack's teacher on SST-2 dev, ten equal-width confidence bins."
     a, pack = as_number(answer, what='a number between 0 and 1'), pack_for_checks()
-    logits, labels = _teacher_dev_logits(str(pack/'teacher'), (pack/'manifest.json').stat().st_mtime)
+    logits, labels = _teacher_dev_logits(str(RunLayout(pack).teacher), (pack/'manifest.json').stat().st_mtime)
     truth = reliability(softmax(logits), labels, 10)['ece']
     return grade(a, truth, 1e-3, f"Correct: ECE = {truth:.4f}. " + ("Well calibrated." if truth < 0.03 else "Noticeably miscalibrated: the student will learn these over- or under-confident logits too."), {},
                   f"Not quite ({a:.4f}). Confidence = max softmax probability; bin i holds conf in [i/10, (i+1)/10) (1.0 in the last bin); weight each bin's |accuracy - mean confidence| by its share of rows.")
@@ -549,7 +549,7 @@ def check_rerun_stages(answer: list, changed: str = 'p_mask') -> str:  # your st
 @verdict
 def check_label_rate(answer: float) -> str:  # your sentences labelled per second in the course pack's run
     "Exercise 2: the labelling throughput of the course pack's run, from its report."
-    lab = read_json(pack_for_checks()/'report.json').get('labelling') or {}
+    lab = read_json(RunLayout(pack_for_checks()).report).get('labelling') or {}
     n, s = plain_number(lab.get('n')), plain_number(lab.get('seconds'))
     if not (n and s): return "Not yet: the course pack's report has no label stage; rebuild it with `bilstm-kd course-pack`."
     a, truth = as_number(answer, what='sentences per second'), n / s
@@ -564,13 +564,13 @@ def _ablation_rows(folder) -> list:
     from bilstm_kd.ablation import MODELS, Setting
     if isinstance(folder, dict) or not isinstance(folder, (str, Path)):
         raise Wrong(f"Not quite: pass the folder `ablate` wrote (abl_dir), not {type(folder).__name__}: the check reads the runs themselves.")
-    folder = Path(folder); folder = folder.parent if folder.name == 'ablation.json' else folder
-    if not (folder/'ablation.json').is_file(): raise Wrong(f"Not quite: {folder} holds no ablation.json; pass the folder `ablate` wrote (abl_dir).")
-    res, rows = read_json(folder/'ablation.json'), []
+    folder = Path(folder); folder = folder.parent if folder.name == RunLayout.ABLATION else folder
+    if not (folder/RunLayout.ABLATION).is_file(): raise Wrong(f"Not quite: {folder} holds no ablation.json; pass the folder `ablate` wrote (abl_dir).")
+    res, rows = read_json(folder/RunLayout.ABLATION), []
     spec = get_task(res['task'])
     for r in res.get('rows') or []:
         if 'metric' not in r: continue
-        rec = folder/'rows'/Setting(r['group'], r['name'], r.get('changes') or {}).slug/'stages.json'
+        rec = RunLayout(RunLayout(folder).row_run(Setting(r['group'], r['name'], r.get('changes') or {}).slug)).stages
         stage = (read_json(rec) if rec.is_file() else {}).get(MODELS.get(r.get('model'), ''), {})
         if 'result' not in stage: raise Wrong(f"Not quite: the run of row {r['name']!r} is missing from {folder}; pass the folder `ablate` wrote, after it finished.")
         rows.append(dict(r, metric=stage['result']['metrics'][res['metric'].split('/')[0]][spec.main_metric]))

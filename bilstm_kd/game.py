@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import read_json
+from .core import read_json, RunLayout
 from .course import course_pack, pack_data, MANIFEST
 from .evaluation import load_predictor, predict_splits
 
@@ -24,7 +24,7 @@ _MODELS = (('teacher (MiniLM, fine-tuned)', 'teacher', 'teacher'), ('BiLSTM, dis
 
 def side_by_side(pack=None) -> pd.DataFrame:  # a course pack or run folder (default: `course_pack()`)
     "Teacher, distilled student and no-KD twin: dev accuracy, parameters, size on disk and batch-1 latency, from the folder's eval.json."
-    ev = read_json(Path(pack or course_pack())/'eval.json')
+    ev = read_json(RunLayout(pack or course_pack()).eval_file)
     speed = {r['model']: r for r in ev.get('speed', [])}
     return pd.DataFrame([{'model': name, 'dev accuracy': ev[key]['metrics']['validation']['accuracy'], 'parameters (M)': ev[key]['params'] / 1e6,
                           'on disk (MB)': (ev[key].get('disk_bytes') or 0) / 1e6, 'batch-1 latency (ms)': speed.get(timed, {}).get('latency_ms')}
@@ -35,7 +35,7 @@ def helped_and_hurt(pack=None):  # a course pack (default: `course_pack()`)
     "Dev sentences where the distilled student is right and its no-KD twin wrong ('helped'), and the reverse ('hurt'), with both predictions."
     pack = Path(pack or course_pack())
     dd = pack_data(pack)
-    res = {who: predict_splits(load_predictor(pack/who, who), 'sst2', data=dd)['validation'] for who in ('student', 'baseline')}
+    res = {who: predict_splits(load_predictor(RunLayout(pack)/who, who), 'sst2', data=dd)['validation'] for who in ('student', 'baseline')}
     y, s, b = res['student'].labels, res['student'].probs.argmax(1), res['baseline'].probs.argmax(1)
     return {'texts': res['student'].texts, 'gold': y, 'student': s, 'baseline': b,
             'helped': np.flatnonzero((s == y) & (b != y)), 'hurt': np.flatnonzero((s != y) & (b == y))}

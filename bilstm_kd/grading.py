@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
-from .core import UserError, read_json
+from .core import UserError, read_json, RunLayout
 
 # %% auto #0
 __all__ = ['PERCENT_VERDICT', 'TRIPS', 'Wrong', 'one_line', 'verdict', 'plain_number', 'as_number', 'fresh_seed', 'close_to',
@@ -151,4 +151,4 @@ def pack_for_checks() -> Path:
     return course_pack(build=False)
 def pack_eval() -> dict:
     "The course pack's eval.json: its models' dev metrics and its speed rows."
-    return read_json(pack_for_checks()/'eval.json')
+    return read_json(RunLayout(pack_for_checks()).eval_file)

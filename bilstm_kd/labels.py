@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import (UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
+from .core import (CacheLayout, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
                             config_from_args, choose_threads, ensure_dir, cli_part, check_arg, thread_count, CoreMeter)
 from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics
 from .tokenization import MASK_TOKEN
@@ -168,8 +168,8 @@ def text_key(text) -> bytes:
 
 class LogitsCache:
     "On-disk, content-addressed store of teacher logits: `root/<teacher fingerprint>/shard-*.npz`."
-    def __init__(self, root=None):           # folder; default `cache_dir()/'logits'`
-        self.root = ensure_dir(Path(root).expanduser() if root is not None else cache_dir()/'logits', 'logits cache folder')
+    def __init__(self, root=None):           # folder; default `CacheLayout(cache_dir()).logits`
+        self.root = ensure_dir(Path(root).expanduser() if root is not None else CacheLayout(cache_dir()).logits, 'logits cache folder')
         self._index = {}                  # fingerprint -> {key: logits row}
         self.hits = self.misses = 0       # counts of the last `teacher_logits` call
 

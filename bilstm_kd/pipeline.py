@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .core import (cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
+from .core import (RunLayout, cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
                             add_config_args, config_from_args, hub_offline, positive, set_aside, choose_threads, check_arg,
                             COMMON_CHECKS, replaceable)
 from .data import (TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of,
@@ -132,6 +132,8 @@ class Run:
     store: Path | None = None  # a folder of finished stages shared between runs (ablations, seeds), or None
     @property
     def out(self) -> Path: return self.paths.out
+    @property
+    def layout(self) -> RunLayout: return self.paths.layout   # every file of the run, by name
     @functools.cached_property
     def gold(self):
         "The students' data: `data` with train cut to the preset's `max_gold` rows (`data` itself by default)."
@@ -140,23 +142,23 @@ class Run:
 # %% ../nbs/07_pipeline.ipynb #c067
 def stage_teacher(run: Run) -> dict:
     "Fine-tune the teacher into `OUT/teacher` (chapter 02)."
-    t = finetune_teacher(run.spec, run.out/'teacher', run.preset.teacher, data=run.data, progress=run.progress)
+    t = finetune_teacher(run.spec, run.layout.teacher, run.preset.teacher, data=run.data, progress=run.progress)
     return {'metrics': t.info.get('metrics'), 'train_seconds': t.info.get('train_seconds'), 'steps': t.info.get('steps')}
 
 def stage_augment(run: Run) -> dict:
     "Build the transfer set into `OUT/transfer` (chapters 03, 03a)."
     stats = {}
     save_transfer_set(build_transfer_set(run.gold['train'], run.preset.augment, task=run.spec.name,
-                                         cache=run.paths.cache, stats=stats, language=run.spec.language), run.out/'transfer')
+                                         cache=run.paths.cache, stats=stats, language=run.spec.language), run.layout.transfer)
     keep = ('n_source', 'n_iter', 'n_draws', 'n_augmented', 'n_rows', 'unique_yield', 'seconds', 'samples_per_s')
     return {k: stats.get(k) for k in keep}
 
 def stage_label(run: Run) -> dict:
     "The teacher's logits for every transfer row into `OUT/logits.npy`, through the shared logits cache (chapter 02a)."
     state = process_state()
-    t0, st, teacher = time.time(), {}, load_teacher(run.out/'teacher', device=str(state.device) if state is not None else None)
-    z = label_transfer(teacher, run.out/'transfer', run.out/'logits.npy', run.preset.label,
-                       cache=LogitsCache(run.paths.cache/'logits'), progress=run.progress, stats=st)
+    t0, st, teacher = time.time(), {}, load_teacher(run.layout.teacher, device=str(state.device) if state is not None else None)
+    z = label_transfer(teacher, run.layout.transfer, run.layout.logits, run.preset.label,
+                       cache=LogitsCache(run.paths.caches.logits), progress=run.progress, stats=st)
     secs = time.time() - t0
     out = {'n': len(z), 'seconds': round(secs, 1), 'sentences_per_s': round(len(z) / max(secs, 1e-9), 1),
            'precision': run.preset.label.precision} | ({'processes': state.num_processes} if state is not None else {})
@@ -164,7 +166,7 @@ def stage_label(run: Run) -> dict:
     if st.get('threads_per_shard'):   # the count is chosen again before each shard: how many shards ran on each
         out['shards_by_threads'] = {str(n): st['threads_per_shard'].count(n) for n in sorted(set(st['threads_per_shard']))}
     if st.get('computed') and teacher.device.type == 'cpu':   # the fp32 ceiling, measured now on a sample of the same rows
-        sample = random.Random(0).sample(texts_of(load_transfer_set(run.out/'transfer')), min(2000, len(z)))
+        sample = random.Random(0).sample(texts_of(load_transfer_set(run.layout.transfer)), min(2000, len(z)))
         out['computed_per_s'] = round(st['computed'] / st['seconds'], 1)
         out['bound'] = labelling_bound(teacher, sample, threads=st['threads'])
         out['share_of_bound'] = round(out['computed_per_s'] / out['bound']['bound_rows_per_s'], 3)
@@ -179,12 +181,12 @@ def _student_summary(s) -> dict:
 
 def stage_distill(run: Run) -> dict:
     "Distil the student from the labelled transfer set into `OUT/student` (chapter 05)."
-    return _student_summary(distill(run.spec, run.out/'student', run.preset.distill, data=run.gold, model=run.preset.student,
-                                    transfer=run.out/'transfer', logits=run.out/'logits.npy', progress=run.progress))
+    return _student_summary(distill(run.spec, run.layout.student, run.preset.distill, data=run.gold, model=run.preset.student,
+                                    transfer=run.layout.transfer, logits=run.layout.logits, progress=run.progress))
 
 def stage_baseline(run: Run) -> dict:
     "Train the no-KD twin on gold labels into `OUT/baseline` (chapter 05)."
-    return _student_summary(distill(run.spec, run.out/'baseline', run.preset.baseline(), data=run.gold,
+    return _student_summary(distill(run.spec, run.layout.baseline, run.preset.baseline(), data=run.gold,
                                     model=run.preset.student, no_kd=True, progress=run.progress))
 
 # %% ../nbs/07_pipeline.ipynb #c091
@@ -193,15 +195,15 @@ def evaluate_run(run: Run) -> dict:
     from bilstm_kd.evaluation import evaluate, model_size
     from bilstm_kd.speed import bench_speed, bench_texts
     from bilstm_kd.student import load_student, quantize_student, OnnxStudent
-    res = {who: {'metrics': evaluate(run.out/who, run.spec, data=run.data), **model_size(run.out/who)}
+    res = {who: {'metrics': evaluate(run.layout/who, run.spec, data=run.data), **model_size(run.layout/who)}
            for who in ('teacher', 'student', 'baseline')}
-    s = load_student(run.out/'student')
+    s = load_student(run.layout.student)
     for who, q in (('student_int8', quantize_student(s)), ('student_onnx_int8', OnnxStudent(s, int8=True))):
         res[who] = {'metrics': evaluate(q, run.spec, data=run.data), 'params': res['student']['params']}
-    res['speed'] = bench_speed(run.out/'student', run.out/'teacher', run.spec.name, run.preset.speed,
+    res['speed'] = bench_speed(run.layout.student, run.layout.teacher, run.spec.name, run.preset.speed,
                                texts=bench_texts(1024, run.spec, data=run.data), progress=run.progress)
-    write_json(run.out/'eval.json', res)
-    return {'written': 'eval.json'}
+    write_json(run.layout.eval_file, res)
+    return {'written': RunLayout.EVAL}
 
 def _versions() -> dict:
     import torch, transformers, datasets, bilstm_kd
@@ -229,7 +231,7 @@ def _commit() -> str | None:
 # %% ../nbs/07_pipeline.ipynb #c092
 def build_report(run: Run) -> dict:
     "The run's report: dev metrics of teacher, student and baseline, sizes, speed, stage seconds, versions."
-    spec, ev, records = run.spec, read_json(run.out/'eval.json', 'rerun `bilstm-kd run` with the same --out'), run.records
+    spec, ev, records = run.spec, read_json(run.layout.eval_file, 'rerun `bilstm-kd run` with the same --out'), run.records
     main = spec.eval_splits[0]
     score = lambda d: (d.get(main) or {}).get(spec.main_metric)
     t, s, b = ev['teacher'], ev['student'], ev['baseline']
@@ -252,9 +254,9 @@ def stage_report(run: Run) -> dict:
     "Write `OUT/report.json` and the self-contained `OUT/report.html` (chapter 06b)."
     from bilstm_kd.report import report_html
     rep = build_report(run)
-    write_json(run.out/'report.json', rep)
-    report_html(rep, run.out/'report.html')
-    return {'written': ['report.json', 'report.html']}
+    write_json(run.layout.report, rep)
+    report_html(rep, run.layout.report_html)
+    return {'written': [RunLayout.REPORT, RunLayout.REPORT_HTML]}
 
 def preset_dict(p: Preset) -> dict:
     "A preset as plain JSON data."
@@ -264,14 +266,14 @@ def preset_dict(p: Preset) -> dict:
 _LOSS_ONLY = ('loss', 'alpha', 'temperature', 'augmented_ce')   # DistillConfig fields the baseline resets (`Preset.baseline`)
 
 STAGES = (
-    Stage('teacher', ('data',), ('teacher',), ('teacher',), stage_teacher, shared=True),
-    Stage('augment', ('data',), ('augment',), ('transfer',), stage_augment, splits=('train',), gold=True),
-    Stage('label', ('teacher', 'augment'), ('label',), ('logits.npy',), stage_label, shared=True),
-    Stage('distill', ('data', 'augment', 'label'), ('distill', 'student'), ('student',), stage_distill, vectors=True,
+    Stage('teacher', ('data',), ('teacher',), (RunLayout.TEACHER,), stage_teacher, shared=True),
+    Stage('augment', ('data',), ('augment',), (RunLayout.TRANSFER,), stage_augment, splits=('train',), gold=True),
+    Stage('label', ('teacher', 'augment'), ('label',), (RunLayout.LOGITS,), stage_label, shared=True),
+    Stage('distill', ('data', 'augment', 'label'), ('distill', 'student'), (RunLayout.STUDENT,), stage_distill, vectors=True,
           ignore=('baseline_epochs',), gold=True),
-    Stage('baseline', ('data',), ('distill', 'student'), ('baseline',), stage_baseline, ignore=_LOSS_ONLY, vectors=True, gold=True),
-    Stage('evaluate', ('data', 'teacher', 'distill', 'baseline'), ('speed',), ('eval.json',), evaluate_run),
-    Stage('report', ('augment', 'label', 'evaluate'), (), ('report.json', 'report.html'), stage_report),
+    Stage('baseline', ('data',), ('distill', 'student'), (RunLayout.BASELINE,), stage_baseline, ignore=_LOSS_ONLY, vectors=True, gold=True),
+    Stage('evaluate', ('data', 'teacher', 'distill', 'baseline'), ('speed',), (RunLayout.EVAL,), evaluate_run),
+    Stage('report', ('augment', 'label', 'evaluate'), (), (RunLayout.REPORT, RunLayout.REPORT_HTML), stage_report),
 )
 STAGE = {s.name: s for s in STAGES}
 
@@ -283,13 +285,13 @@ def _record_ok(r) -> bool:
 class Ledger:
     "The record of a run folder's finished stages (`stages.json`), and the runner that consults it."
     def __init__(self, out: Path, progress: bool = True):
-        self.out, self.file, self.progress = Path(out), Path(out)/'stages.json', progress
+        self.out, self.file, self.progress = Path(out), RunLayout(out).stages, progress
         try: self.records = read_json(self.file) if self.file.exists() else {}
         except UserError: self.records = None
         if not isinstance(self.records, dict) or not all(map(_record_ok, self.records.values())):
             set_aside(self.file)
             self._say(f"[run] {self.file} was unreadable; set aside, every stage is checked again"); self.records = {}
-        try: self.running = json.loads((self.out/'.running.json').read_text())   # stage -> key of its unfinished attempt
+        try: self.running = json.loads(RunLayout(self.out).running.read_text())   # stage -> key of its unfinished attempt
         except (OSError, ValueError): self.running = {}
         if not isinstance(self.running, dict): self.running = {}
 
@@ -309,7 +311,7 @@ class Ledger:
     def attempt(self, stage: Stage, key: str | None, threads: int | None = None):
         "Note that `stage` now runs with `key` on `threads` (key None: it finished), so a later run knows whose work a kill left."
         self.running = {k: v for k, v in self.running.items() if k != stage.name} | ({stage.name: {'key': key, 'threads': threads}} if key else {})
-        write_json(self.out/'.running.json', self.running)
+        write_json(RunLayout(self.out).running, self.running)
 
     def unfinished(self, stage: Stage) -> dict:
         "The unfinished attempt of `stage` a kill left: {'key', 'threads'} (empty when none)."
@@ -324,7 +326,7 @@ class Ledger:
     def clear(self, stage: Stage, outputs: bool = True, work: bool = True):
         "Remove a stage's outputs and/or its hidden work folders (stale after a change of key)."
         for o in stage.outputs:
-            for p in [self.out/o] * outputs + [self.out/f'.{o}.work', self.out/f'.{o}.sweep', self.out/f'{o}.ckpt'] * work:
+            for p in [self.out/o] * outputs + [*RunLayout(self.out).work(o)] * work:
                 if p.is_symlink(): p.unlink()   # a link is removed, never what it points to
                 elif p.is_dir(): shutil.rmtree(p)
                 elif p.exists(): p.unlink()
@@ -446,15 +448,15 @@ def _say_processes(state, progress: bool):
           f"{', '.join(s.name for s in STAGES if not s.shared)} run on the main process alone "
           f"(the others wait, and leave after {shared[-1]})", file=sys.stderr, flush=True)
 
-RUN_MARKS = ('stages.json', '.running.json', '.lock')   # a folder holding one of these is a bilstm-kd run folder
+RUN_MARKS = RunLayout.MARKS   # a folder holding one of these is a bilstm-kd run folder
 
 def _folder_task(out: Path) -> str | None:
     "The task of the run in `out`: from its stage records, else its teacher; None when neither says."
-    try: recs = json.loads((out/'stages.json').read_text())
+    try: recs = json.loads(RunLayout(out).stages.read_text())
     except (OSError, ValueError): recs = {}
     tasks = {r.get('task') for r in recs.values() if isinstance(r, dict)} - {None} if isinstance(recs, dict) else set()
     if tasks: return sorted(tasks)[0]
-    try: return json.loads((out/'teacher'/TEACHER_MARKER).read_text()).get('task')
+    try: return json.loads((RunLayout(out).teacher/TEACHER_MARKER).read_text()).get('task')
     except (OSError, ValueError, AttributeError): return None
 
 def claim_folder(out, spec) -> Path:
@@ -502,7 +504,7 @@ def run_pipeline(task,                      # GLUE task
             if i > last_shared and not is_main(state): return None         # nothing left to share
             run_stage(ledger, stage, run, data_fp, state if i <= last_shared else None)   # then: the main process alone
     if 'report' not in targets: return ledger.records if ledger else None
-    return read_json(paths.out/'report.json', 'rerun the same command')
+    return read_json(paths.layout.report, 'rerun the same command')
 
 # %% ../nbs/07_pipeline.ipynb #c053
 def _score(result: dict, spec, split: str | None = None) -> float:  # split: default the first dev split
@@ -521,14 +523,14 @@ def run_seeds(task, preset='smoke', out='runs/seeds', seeds: int = 3, data_dir=N
     rows = []
     for s in range(seeds):
         ps = dataclasses.replace(p, augment=p.augment.replace(seed=s), distill=p.distill.replace(seed=s))
-        rec = run_pipeline(spec, ps, out/f'seed-{s}', data_dir, None, threads, progress, cache, ('distill', 'baseline'), store=out/'store')
+        rec = run_pipeline(spec, ps, RunLayout(out).seed_run(s), data_dir, None, threads, progress, cache, ('distill', 'baseline'), store=RunLayout(out).store)
         t, st, b = (_score(rec[n]['result'], spec) for n in ('teacher', 'distill', 'baseline'))
         rows.append(dict(seed=s, teacher=t, student=st, baseline=b, student_over_teacher=st / t, kd_gain_points=100 * (st - b),
                          seconds={k: v['seconds'] for k, v in rec.items()}))
     keys = ('teacher', 'student', 'baseline', 'student_over_teacher', 'kd_gain_points')
     summary = dict(task=spec.name, preset=p.name, metric=f'{spec.eval_splits[0]}/{spec.main_metric}', runs=rows,
                    **{k: _mean_std([r[k] for r in rows]) for k in keys})
-    write_json(out/'seeds.json', summary)
+    write_json(out/RunLayout.SEEDS, summary)
     return summary
 
 # %% ../nbs/07_pipeline.ipynb #c075
@@ -577,13 +579,13 @@ def _cli_run(args) -> int:
         r = run_seeds(args.task, preset_from_args(args), args.out, args.seeds, args.data_dir, args.threads,
                       progress=not args.quiet, cache=args.cache)
         print(json.dumps({k: r[k] for k in ('task', 'preset', 'metric', 'student', 'baseline', 'student_over_teacher', 'kd_gain_points')}
-                         | {'report': str(Path(args.out)/'seeds.json')}))
+                         | {'report': str(Path(args.out)/RunLayout.SEEDS)}))
         return 0
     rep = run_pipeline(args.task, preset_from_args(args), args.out, args.data_dir, args.seed, args.threads,
                        progress=not args.quiet, cache=args.cache)
     if rep is None: return 0     # a helper process under a launcher: the main process reports
     keep = ('task', 'preset', 'headline', 'stages', 'total_seconds')
-    print(json.dumps({k: rep.get(k) for k in keep} | {'report': str(Path(args.out)/'report.json')}))
+    print(json.dumps({k: rep.get(k) for k in keep} | {'report': str(RunLayout(args.out).report)}))
     return 0
 
 @cli_part

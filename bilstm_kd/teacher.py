@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from .core import (cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
+from .core import (work_folder, sweep_folder, cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
                             write_json, read_json, fingerprint, make_config, add_config_args, config_from_args, choose_threads,
                             announce, check_manifest, check_out, write_manifest, set_aside)
 from .data import (TaskSpec, get_task, known_task, load_task, compute_metrics, add_data_args, data_fingerprint, DataConfig,
@@ -369,7 +369,7 @@ def last_good_checkpoint(work) -> str | None:
 # %% ../nbs/02_teacher.ipynb #c068
 def _prepare_work(out: Path, identity: dict, resume: bool) -> Path:
     "The hidden work folder of an unfinished run, checked against this run's settings and data."
-    work = out.parent/f'.{out.name}.work'
+    work = work_folder(out)
     work.mkdir(parents=True, exist_ok=True)
     f = work/'bilstm_kd_config.json'
     if f.is_file() and json.loads(f.read_text()) != identity:
@@ -425,7 +425,7 @@ def _identity(cfg: TeacherConfig, dd) -> dict:
 
 def _sweep(spec, dd, out: Path, cfg: TeacherConfig, progress: bool, resume: bool) -> None:
     "Train one run per learning rate in `.NAME.sweep/`; copy the best on the selection split to `out`."
-    sweep, results = out.parent/f'.{out.name}.sweep', {}
+    sweep, results = sweep_folder(out), {}
     for lr in cfg.lr:   # each lr is its own resumable run; a finished one is skipped
         d, one = sweep/f'lr{lr:g}', cfg.replace(lr=(lr,))
         done = on_main(process_state(), (d/TEACHER_MARKER).is_file)   # the main process's view, for all

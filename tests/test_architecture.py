@@ -1,5 +1,5 @@
 "The house rules: small rooms, a one-way stack, one name per thing, every default written once, the data loaded once."
-import ast, argparse, collections, dataclasses, importlib, json, pathlib, sys
+import ast, argparse, collections, dataclasses, importlib, json, pathlib, re, sys
 
 import pytest
 
@@ -103,3 +103,16 @@ def test_notebook_cell_ids_are_unique():
     for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
         ids = [c.get('id') for c in json.loads(nb.read_text())['cells']]
         assert not [i for i, n in collections.Counter(ids).items() if n > 1], nb.name
+
+
+RUN_NAMES = re.compile(r"""['"](logits\.npy|report\.json|report\.html|stages\.json|eval\.json|\.running\.json|\.lock|seeds\.json|ablation\.json)['"]"""
+                       r"""|\.(work|sweep|ckpt)['"]|[\w)\]]\s*/\s*['"](teacher|student|baseline|transfer|logits|pos|store|rows|course-pack)['"]""")
+
+
+def test_one_owner_names_every_file_of_a_run_and_every_cache_folder():
+    "Only `core.RunLayout` / `CacheLayout` spell a run's files, its work folders and the cache folders; every other module reads them."
+    hits = [f'{p.name}:{i}: {line.strip()}' for p in sorted(PKG.glob('*.py')) if p.stem not in ('core', '_modidx')
+            for i, line in enumerate(p.read_text().splitlines(), 1) if RUN_NAMES.search(line)]
+    assert not hits, hits
+    from bilstm_kd.core import RunLayout
+    assert {'teacher', 'student', 'baseline', 'transfer', 'logits.npy', 'eval.json', 'report.json'} <= {v for v in vars(RunLayout).values() if isinstance(v, str)}

@@ -240,7 +240,6 @@ def test_a_teacher_for_other_labels_stops_at_once_naming_both(own_run, mnli_file
     assert time.time() - t0 < 5 and not (tmp_path/'run').exists()
 
 
-@pytest.mark.slow
 def test_a_pair_jsonl_runs_end_to_end(mnli_files):
     code, out, err = cli('run', '--task', mnli_files/'pairs.jsonl', '--text-col', 'premise', '--text-b-col', 'hypothesis',
                          '--preset', 'smoke', '--out', mnli_files/'prun', '--quiet')
