@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import cli_part, UserError, RunLock, RunLayout, write_json, read_json
-from .data import get_task, SELECTION
-from .pipeline import (Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict,
-                                _score)
+from .data import get_task, main_score, SELECTION
+from .pipeline import Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict
 
 # %% auto #0
 __all__ = ['MODELS', 'GRID', 'GROUPS', 'Setting', 'select', 'run_row', 'ablate', 'ablation_table', 'plot_ablation', 'write_html']
@@ -88,7 +87,7 @@ def run_row(s: Setting, task, p: Preset, out: Path, data_dir=None, threads=None,
     except UserError as e:
         return row | {'error': str(e)}
     res = rec[stage]['result']
-    return row | dict(metric=_score(res, spec, SELECTION), teacher=_score(rec['teacher']['result'], spec, SELECTION),
+    return row | dict(metric=main_score(res['metrics'], spec, SELECTION), teacher=main_score(rec['teacher']['result']['metrics'], spec, SELECTION),
                       student_seconds=rec[stage]['seconds'], rows=res.get('n_train'),
                       best_epoch=(res.get('best') or {}).get('epoch'), label_seconds=(rec.get('label') or {}).get('seconds'))
 

@@ -20,7 +20,7 @@ from .tokenization import MASK, MASK_TOKEN, tokenize
 # %% auto #0
 __all__ = ['TAGSETS', 'TAGGERS', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'STATUS', 'tagger_problem', 'get_tagger',
            'pos_tag', 'PosTable', 'Corpus', 'mask_words', 'pos_replace', 'WordRule', 'ngram_windows', 'default_n_iter',
-           'AugmentConfig', 'Draw', 'join_ids', 'draw', 'Augmenter']
+           'AugmentConfig', 'Draw', 'join_ids', 'draw', 'empty_lists', 'Augmenter']
 
 # %% ../nbs/03_augmentation.ipynb #c067
 TAGSETS = ('penn', 'universal')   # Penn Treebank's 45 tags, or the 12 universal tags
@@ -413,7 +413,8 @@ def _lists(enc, flag, values, pa_type):
     np.cumsum(np.bincount(enc.sent[flag], minlength=len(enc)), out=off[1:])
     return pa.ListArray.from_arrays(pa.array(off), pa.array(values, type=pa_type))
 
-def _empty_lists(n, pa_type):
+def empty_lists(n, pa_type):  # n: rows; pa_type: the element type
+    "`n` empty lists as a pyarrow ListArray: a column of draws where no rule fired."
     import pyarrow as pa
     return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], type=pa_type))
 
@@ -498,7 +499,7 @@ def _provenance(c: Corpus, d: Draw | None, side: str) -> dict:
     import pyarrow as pa
     S = len(c)
     if d is None:   # this side was held fixed
-        return {**{f'{r.name}_{side}': _empty_lists(S, pa.int32()) for r in WORD_RULES},
+        return {**{f'{r.name}_{side}': empty_lists(S, pa.int32()) for r in WORD_RULES},
                 f'ngram_start_{side}': pa.array(np.full(S, -1, np.int32)), f'ngram_end_{side}': pa.array(np.full(S, -1, np.int32))}
     cols = {f'{r.name}_{side}': _lists(c, d.fired[r.name], c.pos[d.fired[r.name]].astype(np.int32), pa.int32()) for r in WORD_RULES}
     cols[f'ngram_start_{side}'] = pa.array(np.where(d.ngram, d.start, -1).astype(np.int32))

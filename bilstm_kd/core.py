@@ -18,7 +18,7 @@ __all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'COPY_IGNORE', 'CLI_PA
            'usable_cores', 'thread_count', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config',
            'make_config', 'add_config_args', 'config_from_args', 'RunLayout', 'work_folder', 'sweep_folder',
            'checkpoint_path', 'CacheLayout', 'RunLock', 'CoreMeter', 'busy_cores_elsewhere', 'choose_threads',
-           'announce', 'hub_offline', 'hub_reachable', 'cli_part']
+           'torch_threads', 'announce', 'hub_offline', 'hub_reachable', 'cli_part']
 
 # %% ../nbs/00_core.ipynb #c007
 class UserError(ValueError):
@@ -241,6 +241,7 @@ class Config:
     "Base of the chapter configs: typed, validated dataclasses whose fields become CLI flags."
     checks: typing.ClassVar[dict] = {}   # field -> check(value) -> error phrase or None
     derived: typing.ClassVar[tuple] = () # fields the library fills in (not command-line flags)
+    folded: typing.ClassVar[tuple] = ()  # fields added after runs exist: left out of cache keys while at their default
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -256,6 +257,12 @@ class Config:
         "Rules that tie several fields together (override in a subclass)."
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
+
+    def key_dict(self) -> dict:
+        "What a cache key hashes: every field, but a `folded` one only once it leaves its default (old keys stay valid)."
+        d, base = self.to_dict(), {f.name: f for f in fields(self)}
+        default = lambda k: base[k].default if base[k].default is not dataclasses.MISSING else base[k].default_factory()
+        return {k: v for k, v in d.items() if not (k in self.folded and v == default(k))}
 
     def replace(self, **changes):
         "A copy with `changes`; an unknown name is a `UserError` listing the valid ones."
@@ -440,6 +447,15 @@ def choose_threads(threads: int | None = None,  # a fixed count, or None: the co
     torch.set_num_threads(threads)
     if not quiet: print(f"[threads] {what}: {threads} ({why})", file=sys.stderr, flush=True)
     return threads
+
+@contextmanager
+def torch_threads(threads: int | None = None):  # the count for the block (None: as set now, e.g. by `choose_threads` inside it)
+    "Run a block on `threads` torch CPU threads and put the count back afterwards: the one save-and-restore of it."
+    import torch
+    old = torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    try: yield
+    finally: torch.set_num_threads(old)
 
 # %% ../nbs/00_core.ipynb #c031
 _SAID: set = set()

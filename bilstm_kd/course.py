@@ -13,7 +13,7 @@ from pathlib import Path
 from .core import CacheLayout, COPY_IGNORE, cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count, COMMON_CHECKS
 from .data import cache_dir, load_task, data_fingerprint, get_task, read_glue_tsv, SELECTION
 from .labels import PRECISIONS
-from .pipeline import PRESETS, run_pipeline, get_preset, preset_dict, _versions
+from .pipeline import PRESETS, run_pipeline, get_preset, preset_dict, package_versions
 
 # %% auto #0
 __all__ = ['COURSE_TASK', 'COURSE_PACK_REPO', 'MANIFEST', 'PACK_SPLITS', 'pack_path', 'is_pack', 'course_preset',
@@ -71,7 +71,7 @@ def build_course_pack(out=None,               # the pack folder (default: `pack_
         _write_glue(p.data.gold(dd), out/'data'/get_task(COURSE_TASK).glue_dir)   # train: the students' gold rows
         write_json(out/MANIFEST, dict(task=COURSE_TASK, preset=p.name, settings=preset_dict(p), data=data_fingerprint(dd),
                                       headline=rep.get('headline'), dev={w: rep[w]['metrics'] for w in ('teacher', 'student', 'baseline')},
-                                      versions=_versions(), built=time.strftime('%Y-%m-%d %H:%M:%S'),
+                                      versions=package_versions(), built=time.strftime('%Y-%m-%d %H:%M:%S'),
                                       build=dict(seconds=round(time.time() - t0, 1), load_before=round(load0, 2),   # this call's (a resumed
                                                  load_after=round(os.getloadavg()[0], 2))))                        # build: its last part)
     return out

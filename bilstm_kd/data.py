@@ -20,7 +20,8 @@ __all__ = ['TASKS', 'USER_TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION',
            'known_task', 'get_task', 'resolve_data_dir', 'cache_dir', 'RunPaths', 'decode_text', 'task_features',
            'tsv_rows', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'word_spans',
            'sentence_rows', 'carve_selection', 'selection_split', 'load_task', 'DataConfig', 'data_fingerprint',
-           'task_summary', 'compute_metrics', 'texts_of', 'clean_text', 'own_data', 'task_arg', 'add_data_args']
+           'task_summary', 'compute_metrics', 'main_score', 'texts_of', 'clean_text', 'own_data', 'task_arg',
+           'add_data_args']
 
 # %% ../nbs/00_data.ipynb #c007
 @dataclass(frozen=True)
@@ -445,6 +446,15 @@ def compute_metrics(task, labels, preds) -> dict:
     if 'macro_f1' in spec.metrics:   # every class counts alike, seen in this split or not
         out['macro_f1'] = float(f1_score(y, p, labels=range(spec.num_labels), average='macro', zero_division=0))
     return out
+
+def main_score(metrics: dict,               # flat {metric: value}, or {split: {metric: value}} (`evaluate`, a stage's summary)
+               task,                        # the task: its main metric is read
+               split: str | None = None) -> float:  # which split (default: the task's first dev split, else the first given)
+    "The task's main metric: the one way every chapter pulls it out of a metrics dict."
+    spec = get_task(task)
+    if metrics and all(isinstance(v, dict) for v in metrics.values()):
+        metrics = metrics[split] if split else metrics.get(spec.eval_splits[0]) or next(iter(metrics.values()))
+    return float(metrics[spec.main_metric])
 
 def texts_of(ds, spec=None):
     "The model inputs of a split: a list of strings, or of (a, b) pairs for pair tasks."

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import (checkpoint_path, cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
+from .core import (checkpoint_path, torch_threads, cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
                             atomic_path, make_config, add_config_args, config_from_args, choose_threads, check_arg, check_out,
                             set_aside)
 from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, DataConfig, SELECTION, selection_split
@@ -87,6 +87,12 @@ class DistillConfig(Config):
                   bucket=positive, max_rows=positive, threads=positive)
 
     def batch_for(self, pair: bool) -> int: return self.batch_size or default_batch_size(pair)
+
+    LOSS_ONLY = ('loss', 'alpha', 'temperature', 'augmented_ce')   # what only distillation reads: the no-KD twin resets them
+
+    def no_kd(self) -> 'DistillConfig':
+        "The no-KD twin's training, the one definition of it: CE on gold labels for `baseline_epochs`, loss-only fields reset."
+        return self.replace(loss='ce', alpha=0.0, temperature=1.0, augmented_ce='teacher', epochs=self.baseline_epochs or self.epochs)
 
 # %% ../nbs/05_distillation.ipynb #c015
 def kd_loss(z_s,                    # student logits [B, K]
@@ -351,18 +357,17 @@ def fit(model: StudentBase,          # the student to train (modified in place; 
     from tqdm.auto import tqdm
     cfg = make_config(DistillConfig, cfg, **changes)
     y, zt = _targets(len(train), cfg, labels, teacher_logits)
-    ckpt, old = _checkpoint(ckpt_dir, cfg, model, train, y, zt, task), torch.get_num_threads()
-    if next(model.parameters()).device.type == 'cpu': choose_threads(cfg.threads, 'student', quiet=not progress)
+    ckpt = _checkpoint(ckpt_dir, cfg, model, train, y, zt, task)
     def on_eval(rec):
         if progress: tqdm.write(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in rec.items()))
         if callback is not None: callback(state.history)
-    try:
+    with torch_threads():   # the count chosen here is put back afterwards
+        if next(model.parameters()).device.type == 'cpu': choose_threads(cfg.threads, 'student', quiet=not progress)
         try: state = resume(new_state(model, cfg, len(train)), ckpt, progress)
         except _Restart: state = new_state(model, cfg, len(train))
         while state.epoch < cfg.epochs and not state.stop:
             train_epoch(state, train, cfg, y, zt, on_eval, select, task, progress)
             if ckpt is not None: state.save(ckpt)
-    finally: torch.set_num_threads(old)
     if state.best_state is not None: model.load_state_dict(state.best_state)
     model.eval()
     return {'history': state.history, 'best': state.best or (state.history[-1] if state.history else None),
@@ -446,7 +451,7 @@ def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', '
             **changes):                    # changes to `cfg`, e.g. epochs=2
     "Train (distil) a BiLSTM student for `task` and save it to `out`; returns the student with `.meta`."
     spec, cfg = get_task(task), make_config(DistillConfig, cfg, **changes)
-    if no_kd: cfg = cfg.replace(loss='ce', epochs=cfg.baseline_epochs or cfg.epochs)
+    if no_kd: cfg = cfg.no_kd()
     dd = data if data is not None else load_task(spec, verbose=progress)
     rows, z = _training_rows(spec, dd, cfg, transfer, logits, teacher, no_kd, progress)
     net, vec = _student_for(spec, rows, dd['train'], cfg, model)

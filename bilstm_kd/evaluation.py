@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .core import cli_part, UserError, atomic_path
-from .data import TaskSpec, get_task, load_task, read_glue_tsv, compute_metrics, texts_of, split_note, add_data_args
+from .data import main_score, TaskSpec, get_task, load_task, read_glue_tsv, compute_metrics, texts_of, split_note, add_data_args
 from .tokenization import Vocab, tokenize
 from .teacher import Teacher, load_teacher, TEACHER_MARKER
 from .labels import teacher_logits, softmax, confusion
@@ -24,9 +24,9 @@ from .student import (StudentBase, student_labels, student_device, StudentConfig
 
 # %% auto #0
 __all__ = ['OUTCOMES', 'Predictor', 'load_predictor', 'as_predictor', 'eval_sets', 'SplitResult', 'predict_splits', 'evaluate',
-           'main_score', 'param_counts', 'size_on_disk', 'model_size', 'agreement', 'outcomes', 'compare',
-           'centered_logits', 'plot_logit_scatter', 'plot_confusions', 'plot_agreement', 'evaluate_folder',
-           'prediction_rows', 'write_jsonl']
+           'param_counts', 'size_on_disk', 'model_size', 'agreement', 'outcomes', 'compare', 'centered_logits',
+           'plot_logit_scatter', 'plot_confusions', 'plot_agreement', 'evaluate_folder', 'prediction_rows',
+           'write_jsonl']
 
 # %% ../nbs/06_evaluation.ipynb #c008
 @dataclass
@@ -150,12 +150,6 @@ def evaluate(model, task, splits=None, file=None, data_dir=None, max_eval=None, 
     "The task's metrics of `model` on every dev split: `{split: {'n', 'accuracy', 'f1'?, 'note'?}}`."
     results = results if results is not None else predict_splits(model, task, splits, file, data_dir, max_eval, seed, data)
     return {s: r.metrics(task) for s, r in results.items()}
-
-def main_score(metrics: dict, task) -> float:
-    "The task's main metric on its first dev split, from `evaluate`'s output (or a flat metrics dict)."
-    spec = get_task(task)
-    m = next(iter(metrics.values())) if metrics and all(isinstance(v, dict) for v in metrics.values()) else metrics
-    return float(m[spec.main_metric])
 
 # %% ../nbs/06_evaluation.ipynb #c047
 def _module_of(obj):

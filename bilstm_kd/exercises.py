@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from .core import UserError, read_json, RunLayout
 from .data import get_task, load_task, read_glue_tsv, resolve_data_dir, texts_of
-from .tokenization import Vocab, tokenize, teacher_tokenizer, MASK_TOKEN, _CLITIC, _TOKEN
+from .tokenization import Vocab, tokenize, teacher_tokenizer, MASK_TOKEN, CLITIC_RE, TOKEN_RE
 from .labels import padding_stats, length_batches, reliability, softmax
 from .augmentation import AugmentConfig, PosTable, draw, ngram_windows, mask_words, pos_replace
 from .student import StudentConfig, SiameseBiLSTM, build_student, encode
@@ -93,7 +93,7 @@ def _clitic_cases(seed: int, n: int = 40) -> dict:
 @verdict
 def check_split_clitics(fn) -> str:  # your split_clitics(text: str) -> str
     "Exercise 2: a function that splits PTB clitics (n't, 's, 're, 've, 'll, 'd, 'm) off lower-case words."
-    refs = {'tokenize': tokenize, '_CLITIC': _CLITIC, '_TOKEN': _TOKEN}
+    refs = {'tokenize': tokenize, 'CLITIC_RE': CLITIC_RE, 'TOKEN_RE': TOKEN_RE}
     for text, want in _clitic_cases(fresh_seed()).items():
         got = call_learner(fn, refs, text)
         if not isinstance(got, str): return f"Not quite: return the text as one string, not {type(got).__name__}."

@@ -84,7 +84,7 @@ def reachable(f) -> list:
     out += [f.__globals__[n] if n in f.__globals__ else getattr(builtins, n, None) for n in names]
     out += list(f.__defaults__ or ()) + list((f.__kwdefaults__ or {}).values())
     mods, seen = [o for o in out if isinstance(o, types.ModuleType)], set()
-    while mods:   # `import bilstm_kd.tokenization as tk; tk._CLITIC`, or bilstm_kd.tokenization._CLITIC
+    while mods:   # `import bilstm_kd.tokenization as tk; tk.CLITIC_RE`, or bilstm_kd.tokenization.CLITIC_RE
         m = mods.pop()
         if id(m) in seen: continue
         seen.add(id(m)); more = [getattr(m, n, None) for n in names]

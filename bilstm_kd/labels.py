@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import (CacheLayout, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
+from .core import (CacheLayout, torch_threads, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
                             config_from_args, choose_threads, ensure_dir, cli_part, check_arg, thread_count, CoreMeter)
 from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics
 from .tokenization import MASK_TOKEN
@@ -22,9 +22,9 @@ from .teacher import Teacher, load_teacher
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CPU_BATCH_TOKENS', 'LabelConfig', 'length_batches', 'padding_stats', 'quantize_int8', 'fast_precision',
-           'labelling_model', 'CacheRebuildWarning', 'text_key', 'LogitsCache', 'teacher_logits', 'flops_per_row',
-           'gemm_gflops', 'labelling_bound', 'bench_label', 'softmax', 'reliability', 'confusion', 'plot_confusion',
-           'plot_reliability']
+           'labelling_model', 'as_inputs', 'forward_sorted', 'CacheRebuildWarning', 'text_key', 'LogitsCache',
+           'as_cache', 'teacher_logits', 'flops_per_row', 'gemm_gflops', 'labelling_bound', 'bench_label', 'softmax',
+           'reliability', 'confusion', 'plot_confusion', 'plot_reliability']
 
 # %% ../nbs/02a_labels.ipynb #c077
 PRECISIONS = ('fp32', 'bf16', 'int8', 'auto')   # how the teacher computes when it labels ('auto': `fast_precision`)
@@ -113,7 +113,7 @@ def labelling_model(teacher, precision: str = 'fp32'):  # a `Teacher`; 'fp32', '
     return teacher._int8[1], '-int8'
 
 # %% ../nbs/02a_labels.ipynb #c052
-def _as_inputs(texts) -> list:
+def as_inputs(texts) -> list:
     "Normalise `texts` to a list of str or a list of (str, str) pairs."
     if hasattr(texts, 'column_names'): texts = texts_of(texts)
     texts = list(texts)
@@ -131,7 +131,7 @@ def _wordpieces(tokenizer, texts, max_length: int):
     return tokenizer(*([list(x) for x in zip(*texts)] if pair else [texts]), truncation=True, max_length=max_length,
                      return_attention_mask=False)
 
-def _forward_sorted(model, tokenizer, texts, cfg: LabelConfig, max_length: int, progress: bool, desc='teacher') -> np.ndarray:
+def forward_sorted(model, tokenizer, texts, cfg: LabelConfig, max_length: int, progress: bool, desc='teacher') -> np.ndarray:
     "Logits for `texts` (no duplicates assumed), computed in length-sorted padded batches, returned in input order."
     from tqdm.auto import tqdm
     pair = isinstance(texts[0], tuple)
@@ -216,7 +216,7 @@ class LogitsCache:
     def __repr__(self): return f"LogitsCache({str(self.root)!r}, {len(self)} rows loaded)"
 
 # %% ../nbs/02a_labels.ipynb #c079
-def _as_cache(cache):
+def as_cache(cache):
     "A `LogitsCache` from a cache, a folder, True (the default folder) or None (no cache)."
     if cache is True: return LogitsCache()
     if cache is None or isinstance(cache, LogitsCache): return cache
@@ -247,9 +247,7 @@ class _ShardThreads:
 @contextmanager
 def _cpu_threads(teacher, cfg: LabelConfig, n_rows: int, progress: bool):
     "A `_ShardThreads` for a labelling job; torch's thread count is restored afterwards."
-    old = torch.get_num_threads()
-    try: yield _ShardThreads(teacher, cfg, n_rows, progress)
-    finally: torch.set_num_threads(old)
+    with torch_threads(): yield _ShardThreads(teacher, cfg, n_rows, progress)
 
 def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_teacher`
                    texts,                     # list of str, list of (a, b) pairs, or a dataset split
@@ -259,15 +257,15 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
                    stats: dict | None = None,  # filled with what ran: threads, rows computed, their seconds
                    **changes) -> np.ndarray:  # changes to `cfg`, e.g. precision='bf16'
     "Teacher logits, float32 `[N, num_labels]`, in input order; length-sorted batches; cached when `cache` is given."
-    cfg, texts = make_config(LabelConfig, cfg, **changes), _as_inputs(texts)
+    cfg, texts = make_config(LabelConfig, cfg, **changes), as_inputs(texts)
     if not texts: return np.zeros((0, teacher.num_labels), np.float32)
     if teacher.task is not None and get_task(teacher.task).pair != isinstance(texts[0], tuple):
         raise UserError(f"this is a {teacher.task} teacher; it takes {'sentence pairs' if get_task(teacher.task).pair else 'single sentences'}")
-    (model, tag), cache = labelling_model(teacher, cfg.precision), _as_cache(cache)
+    (model, tag), cache = labelling_model(teacher, cfg.precision), as_cache(cache)
     keys = [text_key(t) for t in texts]
     first = {}                                   # key -> first position: each distinct input once
     for i, k in enumerate(keys): first.setdefault(k, i)
-    run = lambda ks, desc='teacher': _forward_sorted(model, teacher.tokenizer, [texts[first[k]] for k in ks], cfg,
+    run = lambda ks, desc='teacher': forward_sorted(model, teacher.tokenizer, [texts[first[k]] for k in ks], cfg,
                                                      teacher.max_length, progress, desc)
     with _cpu_threads(teacher, cfg, len(first), progress) as threads:
         t0 = time.perf_counter()
@@ -299,19 +297,16 @@ def gemm_gflops(m: int = 2048, k: int = 384, n: int = 1536,   # [m, k] @ [k, n]:
                 threads: int | None = None,                  # torch threads (None: as set now)
                 seconds: float = 1.0) -> float:              # how long to measure
     "The fp32 matrix-multiply rate torch reaches on this CPU now, in GFLOP/s."
-    old = torch.get_num_threads()
-    if threads: torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
         for _ in range(3): torch.mm(a, b, out=out)
         it, t0 = 0, time.perf_counter()
         while (dt := time.perf_counter() - t0) < seconds: torch.mm(a, b, out=out); it += 1
         return 2 * m * k * n * it / dt / 1e9
-    finally: torch.set_num_threads(old)
 
 def labelling_bound(teacher: Teacher, texts, threads: int | None = None, seconds: float = 1.0) -> dict:
     "The fp32 ceiling on labelling `texts`: the GEMM rate measured now over the FLOPs of their average row."
-    texts = _as_inputs(texts)
+    texts = as_inputs(texts)
     lens = [len(x) for x in _wordpieces(teacher.tokenizer, texts, teacher.max_length)['input_ids']]
     c = teacher.model.config
     g = gemm_gflops(k=c.hidden_size, n=c.intermediate_size, threads=threads, seconds=seconds)

@@ -15,7 +15,7 @@ from typing import Callable
 from .core import (RunLayout, cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
                             add_config_args, config_from_args, hub_offline, positive, set_aside, choose_threads, check_arg,
                             COMMON_CHECKS, replaceable)
-from .data import (TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of,
+from .data import (main_score, TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of,
                             SELECTION, split_note, CARVED_NOTE)
 from .tokenization import vectors_id, resolve_backbone
 from .teacher import (TeacherConfig, finetune_teacher, load_teacher, process_state, on_main, is_main,
@@ -30,8 +30,9 @@ from .speed import SpeedConfig
 # %% auto #0
 __all__ = ['SECTIONS', 'PRESETS', 'STAGES', 'STAGE', 'RUN_MARKS', 'Preset', 'get_preset', 'check_preset', 'Stage', 'Run',
            'stage_teacher', 'stage_augment', 'stage_label', 'stage_distill', 'stage_baseline', 'evaluate_run',
-           'build_report', 'stage_report', 'preset_dict', 'Ledger', 'run_stage', 'stages_for', 'claim_folder',
-           'run_pipeline', 'run_seeds', 'section_of', 'rerun_stages', 'preset_from_args', 'add_run_args']
+           'package_versions', 'build_report', 'stage_report', 'preset_dict', 'Ledger', 'run_stage', 'stages_for',
+           'claim_folder', 'run_pipeline', 'run_seeds', 'section_of', 'rerun_stages', 'preset_from_args',
+           'add_run_args']
 
 # %% ../nbs/07_pipeline.ipynb #c007
 SECTIONS = {'data': DataConfig, 'teacher': TeacherConfig, 'augment': AugmentConfig, 'label': LabelConfig,
@@ -52,8 +53,8 @@ class Preset:
     needs_hub: bool = False           # refuse to start with HF_HUB_OFFLINE set
 
     def baseline(self) -> DistillConfig:
-        "The no-KD twin's training: the distilled student's, with CE on gold labels (loss-only fields reset)."
-        return self.distill.replace(loss='ce', alpha=0.0, temperature=1.0, augmented_ce='teacher')
+        "The no-KD twin's training: the distilled student's, with CE on gold labels (`DistillConfig.no_kd`)."
+        return self.distill.no_kd()
 
     def with_seed(self, seed: int) -> 'Preset':
         "Every training seed (teacher, augmentation, student) set to `seed`; the data split stays fixed."
@@ -116,7 +117,7 @@ class Stage:
 
     def settings(self, p: 'Preset') -> dict:
         "The settings that shape this stage: its sections' fields (threads and ignored fields left out)."
-        out = {s: {k: v for k, v in getattr(p, s).to_dict().items() if k not in ('threads', *self.ignore)} for s in self.sections}
+        out = {s: {k: v for k, v in getattr(p, s).key_dict().items() if k not in ('threads', *self.ignore)} for s in self.sections}
         if self.vectors: out['vectors'] = vectors_id(p.distill.vectors) if p.student.embed_mode != 'rand' else None
         return out
 
@@ -205,7 +206,8 @@ def evaluate_run(run: Run) -> dict:
     write_json(run.layout.eval_file, res)
     return {'written': RunLayout.EVAL}
 
-def _versions() -> dict:
+def package_versions() -> dict:
+    "The versions of the packages a run's numbers depend on (written into its report)."
     import torch, transformers, datasets, bilstm_kd
     return {'bilstm_kd': bilstm_kd.__version__, 'python': platform.python_version(), 'torch': torch.__version__,
             'transformers': transformers.__version__, 'datasets': datasets.__version__}
@@ -240,7 +242,7 @@ def build_report(run: Run) -> dict:
                commit=_commit(), machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
                student_int8=ev.get('student_int8'), student_onnx_int8=ev.get('student_onnx_int8'),
                speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
-               stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=_versions(),
+               stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=package_versions(),
                rows=dict(teacher_train=len(run.data['train']), students_gold=len(run.gold['train'])),
                selection=dict(split=SELECTION, rows=len(run.data[SELECTION]),
                               note=split_note(run.data[SELECTION]).removeprefix(CARVED_NOTE).removeprefix(f'{SELECTION}: ')))
@@ -263,15 +265,13 @@ def preset_dict(p: Preset) -> dict:
     return {f.name: (getattr(p, f.name).to_dict() if f.name in SECTIONS else getattr(p, f.name)) for f in fields(p)}
 
 # %% ../nbs/07_pipeline.ipynb #c084
-_LOSS_ONLY = ('loss', 'alpha', 'temperature', 'augmented_ce')   # DistillConfig fields the baseline resets (`Preset.baseline`)
-
 STAGES = (
     Stage('teacher', ('data',), ('teacher',), (RunLayout.TEACHER,), stage_teacher, shared=True),
     Stage('augment', ('data',), ('augment',), (RunLayout.TRANSFER,), stage_augment, splits=('train',), gold=True),
     Stage('label', ('teacher', 'augment'), ('label',), (RunLayout.LOGITS,), stage_label, shared=True),
     Stage('distill', ('data', 'augment', 'label'), ('distill', 'student'), (RunLayout.STUDENT,), stage_distill, vectors=True,
           ignore=('baseline_epochs',), gold=True),
-    Stage('baseline', ('data',), ('distill', 'student'), (RunLayout.BASELINE,), stage_baseline, ignore=_LOSS_ONLY, vectors=True, gold=True),
+    Stage('baseline', ('data',), ('distill', 'student'), (RunLayout.BASELINE,), stage_baseline, ignore=DistillConfig.LOSS_ONLY, vectors=True, gold=True),
     Stage('evaluate', ('data', 'teacher', 'distill', 'baseline'), ('speed',), (RunLayout.EVAL,), evaluate_run),
     Stage('report', ('augment', 'label', 'evaluate'), (), (RunLayout.REPORT, RunLayout.REPORT_HTML), stage_report),
 )
@@ -507,10 +507,6 @@ def run_pipeline(task,                      # GLUE task
     return read_json(paths.layout.report, 'rerun the same command')
 
 # %% ../nbs/07_pipeline.ipynb #c053
-def _score(result: dict, spec, split: str | None = None) -> float:  # split: default the first dev split
-    "The main metric on `split`, from a stage's summary (`metrics` per split)."
-    return result['metrics'][split or spec.eval_splits[0]][spec.main_metric]
-
 def _mean_std(xs) -> dict:
     import statistics
     return {'mean': round(statistics.fmean(xs), 4), 'std': round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0, 'n': len(xs)}
@@ -524,7 +520,7 @@ def run_seeds(task, preset='smoke', out='runs/seeds', seeds: int = 3, data_dir=N
     for s in range(seeds):
         ps = dataclasses.replace(p, augment=p.augment.replace(seed=s), distill=p.distill.replace(seed=s))
         rec = run_pipeline(spec, ps, RunLayout(out).seed_run(s), data_dir, None, threads, progress, cache, ('distill', 'baseline'), store=RunLayout(out).store)
-        t, st, b = (_score(rec[n]['result'], spec) for n in ('teacher', 'distill', 'baseline'))
+        t, st, b = (main_score(rec[n]['result']['metrics'], spec) for n in ('teacher', 'distill', 'baseline'))
         rows.append(dict(seed=s, teacher=t, student=st, baseline=b, student_over_teacher=st / t, kd_gain_points=100 * (st - b),
                          seconds={k: v['seconds'] for k, v in rec.items()}))
     keys = ('teacher', 'student', 'baseline', 'student_over_teacher', 'kd_gain_points')

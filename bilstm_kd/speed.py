@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .core import cli_part, UserError, Config, positive, make_config, add_config_args, config_from_args, check_arg
+from .core import cli_part, UserError, Config, positive, make_config, add_config_args, config_from_args, check_arg, torch_threads
 from .data import get_task, load_task, texts_of, clean_text
 from .tokenization import Vocab, tokenize, teacher_tokenizer
 from .teacher import Teacher, load_teacher
@@ -155,17 +155,14 @@ def speed_table(models: dict,                 # name -> Runner / Teacher / stude
     runners = [as_runner(n, *(m if isinstance(m, tuple) else (m,))) for n, m in models.items()]
     reference = reference or runners[0].name
     if reference not in models: raise UserError(f"reference {reference!r} is not one of {', '.join(models)}")
-    old = torch.get_num_threads()
-    if num_threads: torch.set_num_threads(num_threads)
     rows = []
-    try:
+    with torch_threads(num_threads):
         for r in runners:
             if progress: print(f'timing {r.name} ...', flush=True)
             row = measure_speed(r, texts, batch_sizes, latency_calls, max_batches, budget_s)
             dev = next(r.model.parameters()).device
             rows.append({'model': r.name, **param_counts(r.model), **row, 'note': r.note,
                          'device': str(dev), 'threads': torch.get_num_threads() if dev.type == 'cpu' else None})
-    finally: torch.set_num_threads(old)
     return with_reference(rows, reference)
 
 def with_reference(rows: list[dict],  # `speed_table` rows

@@ -17,17 +17,17 @@ from .core import UserError, atomic_path, announce, hub_offline, hub_reachable, 
 from .data import clean_text
 
 # %% auto #0
-__all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'MASK_MODES', 'GLOVE_300D', 'VECTOR_SOURCES', 'DEFAULT_TEACHER', 'tokenize',
-           'Vocab', 'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors', 'refuse_remote_code',
-           'resolve_backbone', 'teacher_tokenizer']
+__all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'CLITIC_RE', 'TOKEN_RE', 'MASK_MODES', 'GLOVE_300D', 'VECTOR_SOURCES',
+           'DEFAULT_TEACHER', 'tokenize', 'Vocab', 'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors',
+           'refuse_remote_code', 'resolve_backbone', 'teacher_tokenizer']
 
 # %% ../nbs/01_tokenization.ipynb #c046
 PAD, UNK, MASK = '<pad>', '<unk>', '<mask>'   # student vocabulary specials, ids 0, 1, 2
 MASK_TOKEN = '[MASK]'                          # the mask as it appears in augmented text (BERT's own mask token)
 
 _QUOTES = str.maketrans({'\u2018': "'", '\u2019': "'", '\u201c': '"', '\u201d': '"', '\u00b4': "'", '\u2032': "'"})
-_CLITIC = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b(?#bilstm_kd)", re.I)   # the comment keeps a learner's identical regex a distinct object
-_TOKEN = re.compile(r"""\[mask\]|<mask>|``|''|\.\.\.|--|n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:,\d{3})+(?:\.\d+)?|\w+(?:[-.'/]\w+)*\.?(?<=\w\.\w\.)|\w+(?:[-'/.]\w+)*|[^\w\s]""", re.I)
+CLITIC_RE = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b(?#bilstm_kd)", re.I)   # the comment keeps a learner's identical regex a distinct object
+TOKEN_RE = re.compile(r"""\[mask\]|<mask>|``|''|\.\.\.|--|n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:,\d{3})+(?:\.\d+)?|\w+(?:[-.'/]\w+)*\.?(?<=\w\.\w\.)|\w+(?:[-'/.]\w+)*|[^\w\s]""", re.I)
 
 def tokenize(text: str,            # a sentence, raw or GLUE-tokenized
              lower: bool = True    # lower-case the tokens (the student's words); False keeps the case (for a POS tagger)
@@ -35,8 +35,8 @@ def tokenize(text: str,            # a sentence, raw or GLUE-tokenized
     "PTB-like word tokens of `text`, lower-cased by default; `[MASK]` becomes `<mask>`."
     if not text: return []
     text = unicodedata.normalize('NFKC', clean_text(text)).translate(_QUOTES)   # a lone surrogate becomes U+FFFD
-    text = _CLITIC.sub(r' \1', text.lower() if lower else text)
-    return [MASK if t.lower() in ('[mask]', MASK) else t for t in _TOKEN.findall(text)]
+    text = CLITIC_RE.sub(r' \1', text.lower() if lower else text)
+    return [MASK if t.lower() in ('[mask]', MASK) else t for t in TOKEN_RE.findall(text)]
 
 # %% ../nbs/01_tokenization.ipynb #c048
 MASK_MODES = ('unk', 'own')   # how the student reads a masked word: as `<unk>` (§3.3) or as its own `<mask>` row

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from .core import (cli_part, UserError, atomic_path, fingerprint, write_json, ensure_dir, add_config_args,
-                            config_from_args, make_config, write_manifest, check_manifest, check_out, announce)
+                            config_from_args, make_config, write_manifest, check_manifest, check_out, announce, torch_threads)
 from .data import get_task, load_task, texts_of, add_data_args, DataConfig
-from .augmentation import AugmentConfig, Augmenter, WORD_RULES, _empty_lists
-from .labels import (LabelConfig, LogitsCache, teacher_logits, length_batches, text_key, _as_inputs, _as_cache,
-                              _forward_sorted, labelling_model)
+from .augmentation import AugmentConfig, Augmenter, WORD_RULES, empty_lists
+from .labels import (LabelConfig, LogitsCache, teacher_logits, length_batches, text_key, as_inputs, as_cache,
+                              forward_sorted, labelling_model)
 from .teacher import load_teacher, process_state, on_main, is_main, quiet_unless_main, process_threads
 
 # %% auto #0
@@ -36,7 +36,7 @@ def _originals(ds, raw, tab):
     for f in tab.schema:
         if f.name not in orig:
             orig[f.name] = (pa.array(np.full(S, '' if f.name == 'side' else -1)).cast(f.type) if not pa.types.is_list(f.type)
-                            else _empty_lists(S, f.type.value_type))
+                            else empty_lists(S, f.type.value_type))
     return pa.table(orig).select(tab.column_names).cast(tab.schema)
 
 def _kept_samples(tab):
@@ -158,7 +158,7 @@ def _label_chunk(state, teacher, model, texts, cfg: LabelConfig, progress: bool,
     "Logits of `texts` (distinct inputs), labelled by all processes together; the main process gets them, the others None."
     from accelerate.utils import gather_object
     mine = _my_rows(teacher, texts, cfg, state.process_index, state.num_processes)
-    z = (_forward_sorted(model, teacher.tokenizer, [texts[i] for i in mine], cfg, teacher.max_length, progress, desc)
+    z = (forward_sorted(model, teacher.tokenizer, [texts[i] for i in mine], cfg, teacher.max_length, progress, desc)
          if len(mine) else np.zeros((0, teacher.num_labels), np.float32))
     parts = gather_object([(mine, z)])
     if not state.is_main_process: return None
@@ -175,29 +175,28 @@ def label_sharded(state,                  # `process_state()`: the processes tha
                   progress: bool = True) -> np.ndarray:
     "`teacher_logits` shared by several processes: the same logits, in input order, returned on every process."
     from accelerate.utils import broadcast_object_list
-    cfg, texts, main = make_config(LabelConfig, cfg), _as_inputs(texts), state.is_main_process
+    cfg, texts, main = make_config(LabelConfig, cfg), as_inputs(texts), state.is_main_process
     if not texts: return np.zeros((0, teacher.num_labels), np.float32)
     if teacher.task is not None and get_task(teacher.task).pair != isinstance(texts[0], tuple):
         raise UserError(f"this is a {teacher.task} teacher; it takes {'sentence pairs' if get_task(teacher.task).pair else 'single sentences'}")
     (model, tag), keys, use_cache = labelling_model(teacher, cfg.precision), [text_key(t) for t in texts], cache is not None
     first = {}                                   # key -> first position: each distinct input once
     for i, k in enumerate(keys): first.setdefault(k, i)
-    distinct, cache = list(first), _as_cache(cache) if main else None
+    distinct, cache = list(first), as_cache(cache) if main else None
     fp = teacher.fingerprint + tag if main and use_cache else None
     got = cache.load(fp) if cache is not None else {}
     todo = on_main(state, lambda: [j for j, k in enumerate(distinct) if k not in got])
     if cache is not None: cache.hits, cache.misses = len(distinct) - len(todo), len(todo)
     size = cfg.chunk_size if use_cache else max(1, len(todo))
-    n, old = -(-len(todo) // size), torch.get_num_threads()
-    if teacher.device.type == 'cpu': process_threads(cfg.threads, 'labelling', state, quiet=not progress)
-    try:
+    n = -(-len(todo) // size)
+    with torch_threads():   # the count chosen here is put back afterwards
+        if teacher.device.type == 'cpu': process_threads(cfg.threads, 'labelling', state, quiet=not progress)
         for c, s in enumerate(range(0, len(todo), size)):
             chunk = [distinct[j] for j in todo[s:s + size]]
             z = _label_chunk(state, teacher, model, [texts[first[k]] for k in chunk], cfg, progress,
                              f'teacher {c + 1}/{n} (process 1 of {state.num_processes})')
             if cache is not None: cache.add(fp, chunk, z)
             elif main: got.update(zip(chunk, z))
-    finally: torch.set_num_threads(old)
     return broadcast_object_list([np.stack([got[k] for k in keys]).astype(np.float32, copy=False) if main else None])[0]
 
 # %% ../nbs/03a_transfer.ipynb #c046

@@ -116,3 +116,11 @@ def test_one_owner_names_every_file_of_a_run_and_every_cache_folder():
     assert not hits, hits
     from bilstm_kd.core import RunLayout
     assert {'teacher', 'student', 'baseline', 'transfer', 'logits.npy', 'eval.json', 'report.json'} <= {v for v in vars(RunLayout).values() if isinstance(v, str)}
+
+
+def test_no_module_imports_another_modules_private_name():
+    "A module's `_private` names are its own: what another module needs is public (and documented)."
+    bad = [f'{name}: {a.name} from {n.module}' for name, tree in modules().items() for n in ast.walk(tree)
+           if isinstance(n, ast.ImportFrom) and (n.level or (n.module or '').startswith('bilstm_kd'))
+           for a in n.names if a.name.startswith('_')]
+    assert not bad, bad

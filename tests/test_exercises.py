@@ -100,8 +100,8 @@ def test_a_regex_like_the_librarys_is_the_learners_own():
     own = re.compile(pattern, re.I)                     # the library's pattern and flags: a distinct object all the same
     for fn in (lambda t: re.sub(pattern, r' \1', t, flags=re.I), lambda t: own.sub(r' \1', t), lambda t: re.sub(pattern, r' \1', t)):
         assert check_split_clitics(fn).startswith('Correct'), check_split_clitics(fn)
-    from bilstm_kd.tokenization import _CLITIC
-    assert "uses the library's _CLITIC" in fails(check_split_clitics(lambda t: _CLITIC.sub(r' \1', t)))
+    from bilstm_kd.tokenization import CLITIC_RE
+    assert "uses the library's CLITIC_RE" in fails(check_split_clitics(lambda t: CLITIC_RE.sub(r' \1', t)))
 
 
 def test_mixed_loss_tells_the_weights_apart():
@@ -335,7 +335,7 @@ def test_chapter_04_toy_batch_is_the_checks():
     assert tuple(eval(src.split('\n')[0].split('=', 1)[1])) == ex._TOY_TEXTS
 
 
-@pytest.mark.parametrize('nb, stub, impl', [('01_tokenization', 'def split_clitics', '_CLITIC = re.compile'),
+@pytest.mark.parametrize('nb, stub, impl', [('01_tokenization', 'def split_clitics', 'CLITIC_RE = re.compile'),
                                             ('04_student', 'def features', 'class SiameseBiLSTM'),
                                             ('05_distillation', 'def kd_mse_loss', 'def mse_logits'),
                                             ('05_distillation', 'def train_step', 'def train_epoch')])

@@ -106,3 +106,24 @@ def test_course_pack_command_takes_a_seed_and_a_precision(monkeypatch):
     assert (p.name, p.teacher.seed, p.augment.seed, p.distill.seed, p.label.precision) == ('class', 3, 3, 3, 'fp32')
     monkeypatch.setenv('BILSTM_KD_COURSE_PRESET', 'mini')
     assert course.course_preset() == 'mini'
+
+
+def test_a_new_setting_at_its_default_keeps_old_runs_cached(tmp_path, glue_dir):
+    "A field added to a config (declared in `folded`) changes no stage key while at its default; off its default, its stages rerun."
+    import dataclasses
+    from bilstm_kd.augmentation import AugmentConfig
+    from bilstm_kd.data import DataConfig, RunPaths, data_fingerprint, get_task
+    from bilstm_kd.pipeline import Ledger, Run, STAGE, get_preset
+
+    @dataclasses.dataclass(frozen=True)
+    class Newer(AugmentConfig):   # as if a release added a rule that is off by default
+        p_swap: float = 0.0
+        folded = ('p_swap',)
+
+    dd = DataConfig(max_train=200, max_eval=40).load('sst2', glue_dir, verbose=False)
+    p = get_preset('smoke')
+    paths, led, fp = RunPaths.resolve(glue_dir, tmp_path/'cache', tmp_path/'run'), Ledger(tmp_path/'run', False), data_fingerprint(dd)
+    key = lambda aug, s: led.key(STAGE[s], Run(get_task('sst2'), dataclasses.replace(p, augment=aug), paths, dd, False), fp)
+    old, new, on = p.augment, Newer(**p.augment.to_dict()), Newer(**p.augment.to_dict(), p_swap=0.1)
+    assert key(new, 'augment') == key(old, 'augment')   # the old run's transfer set is still found
+    assert key(on, 'augment') != key(old, 'augment') and key(on, 'teacher') == key(old, 'teacher')
