@@ -49,6 +49,7 @@ def _nltk_model(paths):
     from nltk.tag.perceptron import PerceptronTagger
     return PerceptronTagger(lang='eng')
 
+# %% ../nbs/03_augmentation.ipynb #c067a
 def _memo_tag(tagger):
     "`PerceptronTagger.tag`, step for step, with each prediction memoised on everything its features read."
     if not all(hasattr(tagger, a) for a in ('tagdict', 'normalize', 'START', 'END', '_get_features', 'model')):
@@ -77,6 +78,7 @@ def _nltk_missing(names):
         except LookupError: return False
     return [n for n in names if not found(n)]
 
+# %% ../nbs/03_augmentation.ipynb #c067b
 def _nltk_ready(tagset):
     "Find NLTK's tagger (and the universal map): on disk, else downloaded once while online, else a one-line error."
     import nltk
@@ -105,6 +107,7 @@ def _nltk_tagger(tagset):
     m = tagset_mapping('en-ptb', 'universal')
     return lambda sents: [[m[t] for t in tag(s)] for s in sents]
 
+# %% ../nbs/03_augmentation.ipynb #c067c
 def _spacy_tagger(tagset, model):
     try:
         import spacy
@@ -151,6 +154,7 @@ def _read_pos(path: Path, key: str, n_tokens: int):
     warnings.warn(f"POS-tag cache {path} is damaged or was altered; removed, the corpus is tagged again")
     path.unlink(missing_ok=True)
 
+# %% ../nbs/03_augmentation.ipynb #c068a
 def _tag_flat(token_lists, tagger='nltk', tagset='penn', cache=True, spacy_model='en_core_web_sm'):
     "(tag names, tag ids of every token of `token_lists`, flattened): distinct sentences tagged once, cached on disk."
     _tagger(tagger); _choice('tagset', tagset, TAGSETS)
@@ -201,6 +205,7 @@ def _index_words(token_lists):
             ids.append(i)
     return words, np.asarray(ids, np.int64)
 
+# %% ../nbs/03_augmentation.ipynb #c017a
 class PosTable:
     "Word counts per POS tag in the training set: the distributions POS-guided replacement draws from (§3.3)."
     def __init__(self,
@@ -389,6 +394,7 @@ def join_ids(table: PosTable,    # gives the words of the ids
     words = table.words_arrow().take(pa.array(ids, pa.int64()))
     return pc.binary_join(pa.ListArray.from_arrays(pa.array(np.asarray(offsets, np.int32)), words), ' ')
 
+# %% ../nbs/03_augmentation.ipynb #c035a
 def draw(corpus: Corpus,          # the corpus (flat)
          table: PosTable,         # per-tag unigram counts of the training set
          cfg: AugmentConfig,      # the rules' probabilities
@@ -424,6 +430,7 @@ def _tokens_and_tag_input(texts, cased: bool) -> tuple:
     raw = [tokenize(t, lower=False) for t in texts]
     return [[w.lower() for w in ws] for ws in raw], raw
 
+# %% ../nbs/03_augmentation.ipynb #c064a
 class Augmenter:
     "Tokenizer + POS tagger + per-tag unigram table of a training corpus: everything the rules need."
     def __init__(self,
@@ -494,6 +501,7 @@ class Augmenter:
         for i, s in reversed(list(enumerate('ab'[:len(corpora)]))): tab = tab.add_column(0, f'text_{s}', texts[i])
         return tab.append_column('status', pa.DictionaryArray.from_arrays(pa.array(status.astype(np.int8)), pa.array(STATUS)))
 
+# %% ../nbs/03_augmentation.ipynb #c064b
 def _provenance(c: Corpus, d: Draw | None, side: str) -> dict:
     "Columns recording what a draw did to one side: positions per word rule, and the n-gram window (-1: none)."
     import pyarrow as pa

@@ -37,6 +37,7 @@ def close_process_group():
     dist = sys.modules.get('torch.distributed')   # not imported: nothing opened, nothing to close
     if dist is not None and dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
+# %% ../nbs/10_cli.ipynb #c021a
 def main(argv=None) -> int:
     "Entry point of the `bilstm-kd` console script: one line and exit 2 for a user's mistake."
     args = build_parser().parse_args(argv)

@@ -271,6 +271,7 @@ class Config:
         if bad: raise UserError(f"{type(self).__name__} has no setting {bad[0]!r}; the settings are {', '.join(names)}")
         return dataclasses.replace(self, **changes)
 
+# %% ../nbs/00_core.ipynb #c019a
 def make_config(cls, cfg=None, **changes):
     "`cfg` (or the defaults of `cls`) with `changes`: how functions take a config plus keyword overrides."
     if cfg is not None and not isinstance(cfg, cls):
@@ -309,6 +310,7 @@ def add_config_args(parser,          # an argparse parser (or argument group)
         else: group.add_argument(flag, type=_flag_type(base, optional, f.name), **kw)
     return parser
 
+# %% ../nbs/00_core.ipynb #c021a
 def config_from_args(cls, args, base=None, prefix: str = ''):
     "The config of class `cls` from an argparse namespace: `base` (or the defaults) with the flags the user gave."
     given = {f.name: getattr(args, prefix + f.name) for f in fields(cls)
@@ -355,6 +357,7 @@ def sweep_folder(out) -> Path: return Path(out).parent/f'.{Path(out).name}.sweep
 def checkpoint_path(out) -> Path: return Path(str(out).rstrip('/') + '.ckpt')      # a student's resumable training state
 COPY_IGNORE = ('.*', '*.ckpt')   # what a copy of a run folder leaves out: hidden work and checkpoints
 
+# %% ../nbs/00_core.ipynb #c091a
 @dataclass(frozen=True)
 class CacheLayout:
     "The caches' folders, named once: `--cache X` (or `$BILSTM_KD_CACHE`) moves every one of them."
@@ -430,6 +433,7 @@ def busy_cores_elsewhere(window: float = 0.3) -> float:
     meter = CoreMeter(); time.sleep(window)
     return meter.others()
 
+# %% ../nbs/00_core.ipynb #c028a
 def choose_threads(threads: int | None = None,  # a fixed count, or None: the cores other processes leave free
                    what: str = 'torch',          # who the threads are for, for the message
                    quiet: bool = False,

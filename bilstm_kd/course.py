@@ -55,6 +55,7 @@ def course_preset() -> str:
     "The preset a course pack is built at: `$BILSTM_KD_COURSE_PRESET`, else 'class'."
     return os.environ.get('BILSTM_KD_COURSE_PRESET') or 'class'
 
+# %% ../nbs/07a_course.ipynb #c009a
 def build_course_pack(out=None,               # the pack folder (default: `pack_path()`)
                       preset=None,            # a preset name or `Preset` (default: `course_preset()`): 'class', 'mini', 'cpu', ...
                       data_dir=None,          # local GLUE folder (default $BILSTM_KD_DATA, else the hub)

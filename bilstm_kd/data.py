@@ -87,6 +87,7 @@ def known_task(name: str, label_names=None, pair: bool = False) -> TaskSpec:
         return register_task(TaskSpec(str(name), '', tuple(label_names), bool(pair), ('accuracy', 'macro_f1'), ('validation',),
                                       '', (), (), (), source=f'(a saved model of task {name})'))
 
+# %% ../nbs/00_data.ipynb #c008a
 def get_task(task: str | TaskSpec) -> TaskSpec:
     "The `TaskSpec` for `task` (a name like 'sst2', any case, a registered task of your own, or a spec)."
     if isinstance(task, TaskSpec): return task
@@ -165,6 +166,7 @@ def _find_col(header, names, path, what, spec):
     raise UserError(f"{path}: no {what} column (looked for {', '.join(map(repr, names))}; found {', '.join(header)}); "
                     f"the file must be in the GLUE layout of {spec.name}")
 
+# %% ../nbs/00_data.ipynb #c050a
 def _parse_label(v, spec, path, line):
     v = v.strip()
     if v in spec.label_names: return spec.label_names.index(v)
@@ -333,6 +335,7 @@ def _load_local(spec, root):
         raise UserError(f"no {spec.name} files in {folder}; expected {', '.join(f for _, f in spec.local_files)}")
     return have, files
 
+# %% ../nbs/00_data.ipynb #c054a
 def _fill_missing(spec, have, files, seed):
     "Carve missing train/dev splits from what exists; mark them."
     notes = []
@@ -360,6 +363,7 @@ def _subset(ds, n, seed):
     sub.info.description = ds.info.description
     return sub
 
+# %% ../nbs/00_data.ipynb #c054b
 def load_task(task: str | TaskSpec,      # 'sst2', 'qqp', 'mnli', 'mrpc' or a TaskSpec
               data_dir=None,              # local GLUE folder; default $BILSTM_KD_DATA, else the hub
               max_train: int | None = None,  # stratified seeded subset of train (smoke runs)
@@ -471,6 +475,7 @@ def own_data(name: str) -> bool:
     return name.startswith('hub:') or Path(name).suffix.lower() in ('.csv', '.tsv', '.jsonl', '.json', '.parquet') \
         or os.sep in name or Path(name).exists()
 
+# %% ../nbs/00_data.ipynb #c034a
 def task_arg(name: str) -> TaskSpec | str:
     "argparse `type=` for `--task`: a GLUE spec, or the text itself for your own data (read later, with its column flags)."
     import argparse

@@ -178,6 +178,7 @@ def _state_digest(t: dict, meta: str) -> str:
         h.update(f'{k}|{v.dtype}|{tuple(v.shape)}|'.encode()); h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/05_distillation.ipynb #c083a
 @dataclass
 class TrainState:
     "Everything a training run must remember to resume exactly."
@@ -342,6 +343,7 @@ def _checkpoint(ckpt_dir, cfg, model, train, y, zt, task) -> Path | None:
     c = {k: v for k, v in cfg.to_dict().items() if k != 'threads'}
     return Path(ckpt_dir) / f'checkpoint-{fingerprint(c, model.config.to_dict(), len(train), task, *data)[:16]}.safetensors'
 
+# %% ../nbs/05_distillation.ipynb #c036a
 def fit(model: StudentBase,          # the student to train (modified in place; ends with the best weights)
         train: Encoded,              # encoded training inputs
         cfg: DistillConfig | None = None,  # loss, optimiser and schedule
@@ -416,6 +418,7 @@ def _load_logits(logits) -> np.ndarray:
     if not np.issubdtype(z.dtype, np.floating): raise UserError(f"teacher logits must be floating-point numbers, got {z.dtype}")
     return z
 
+# %% ../nbs/05_distillation.ipynb #c086a
 def _check_transfer(rows, spec, transfer):
     "A transfer set built for another task, or without the task's text columns, is a one-line error."
     from bilstm_kd.transfer import transfer_meta

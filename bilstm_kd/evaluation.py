@@ -70,6 +70,7 @@ def load_predictor(path,                   # a teacher folder (`bilstm_kd_teache
         return _student_predictor(m, name, batch_size, str(p))
     raise UserError(f"{p} has neither {TEACHER_MARKER} nor {STUDENT_MARKER}; it was not written by bilstm-kd")
 
+# %% ../nbs/06_evaluation.ipynb #c046a
 def as_predictor(obj,                      # folder, `Teacher`, student model, `Predictor` or callable
                  name: str | None = None,  # display name
                  task=None,                # task of a bare callable (gives the label names)
@@ -113,6 +114,7 @@ def eval_sets(task,                         # GLUE task name or spec
     if not out: raise UserError(f"no dev split of {spec.name} is available; pass --data-dir with the GLUE dev files")
     return out
 
+# %% ../nbs/06_evaluation.ipynb #c011a
 @dataclass
 class SplitResult:
     "One model's probabilities on one split."
@@ -229,6 +231,7 @@ def plot_logit_scatter(teacher_probs, student_probs,  # float [N, C] each, same 
                       template='plotly_white', width=560, height=480)
     return fig
 
+# %% ../nbs/06_evaluation.ipynb #c026a
 def plot_confusions(labels,               # gold ids [N]
                     preds: dict,          # {model name: predictions [N] or probabilities [N, C]}
                     label_names, title: str = 'Confusion matrices (dev)'):
@@ -297,6 +300,7 @@ def _cli_evaluate(args) -> int:
     print(json.dumps(r) if args.json else ' '.join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
     return 0
 
+# %% ../nbs/06_evaluation.ipynb #c037a
 @cli_part
 def _cli(sub):
     "Register `bilstm-kd evaluate` on argparse subparsers `sub`."

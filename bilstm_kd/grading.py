@@ -90,6 +90,8 @@ def reachable(f) -> list:
         seen.add(id(m)); more = [getattr(m, n, None) for n in names]
         out += more; mods += [o for o in more if isinstance(o, types.ModuleType)]
     return out
+
+# %% ../nbs/09a_grading.ipynb #c1124a
 def reaches_ref(fn, refs: dict, depth: int = 3) -> str | None:
     "The name of a reference in `refs` that `fn`'s code names, directly or through the learner's own helpers; else None."
     ids = {id(r): n for n, r in refs.items()}

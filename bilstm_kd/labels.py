@@ -102,6 +102,7 @@ def fast_precision(device) -> str:  # a torch device
     amx = getattr(torch.cpu, '_is_amx_tile_supported', lambda: False)
     return 'bf16' if device.type == 'cpu' and amx() else 'fp32'
 
+# %% ../nbs/02a_labels.ipynb #c078a
 def labelling_model(teacher, precision: str = 'fp32'):  # a `Teacher`; 'fp32', 'bf16', 'int8' or 'auto'
     "(model, cache tag) that labels in `precision`; the int8 copy is built once per weights fingerprint."
     if precision == 'auto': precision = fast_precision(teacher.device)
@@ -131,6 +132,7 @@ def _wordpieces(tokenizer, texts, max_length: int):
     return tokenizer(*([list(x) for x in zip(*texts)] if pair else [texts]), truncation=True, max_length=max_length,
                      return_attention_mask=False)
 
+# %% ../nbs/02a_labels.ipynb #c052a
 def forward_sorted(model, tokenizer, texts, cfg: LabelConfig, max_length: int, progress: bool, desc='teacher') -> np.ndarray:
     "Logits for `texts` (no duplicates assumed), computed in length-sorted padded batches, returned in input order."
     from tqdm.auto import tqdm
@@ -166,6 +168,7 @@ def text_key(text) -> bytes:
     else: raw = b's' + text.encode()
     return hashlib.blake2b(raw, digest_size=16).digest()
 
+# %% ../nbs/02a_labels.ipynb #c086a
 class LogitsCache:
     "On-disk, content-addressed store of teacher logits: `root/<teacher fingerprint>/shard-*.npz`."
     def __init__(self, root=None):           # folder; default `CacheLayout(cache_dir()).logits`
@@ -249,6 +252,7 @@ def _cpu_threads(teacher, cfg: LabelConfig, n_rows: int, progress: bool):
     "A `_ShardThreads` for a labelling job; torch's thread count is restored afterwards."
     with torch_threads(): yield _ShardThreads(teacher, cfg, n_rows, progress)
 
+# %% ../nbs/02a_labels.ipynb #c079a
 def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_teacher`
                    texts,                     # list of str, list of (a, b) pairs, or a dataset split
                    cfg: LabelConfig | None = None,  # batching, int8, threads (default: `LabelConfig()`)

@@ -128,6 +128,7 @@ def _html_table(rows: list[dict], fmt=_fmt):
     body = ''.join('<tr>' + ''.join(f'<td>{fmt(r.get(k))}</td>' for k in keys) + '</tr>' for r in rows)
     return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{body}</table></div>'
 
+# %% ../nbs/06b_report.ipynb #c027a
 def report_figures(report: dict) -> list:
     "The standard figures of a run report: speed ratios and the accuracy/params/latency trade-off."
     figs, spec = [], get_task(report['task'])
@@ -155,6 +156,7 @@ def _selection_line(report: dict) -> str:
             f"<b>{html.escape(sel['split'])}</b> split ({html.escape(sel['note'])}); the dev scores below were computed "
             f"once, at the end.</p>")
 
+# %% ../nbs/06b_report.ipynb #c027b
 def report_html(report: dict,            # keys: task, preset, teacher, student, baseline, speed, stages, versions
                 path,                    # output .html file (written atomically)
                 figures=(),              # extra plotly figures to append (confusions, scatter, ...)

@@ -120,6 +120,7 @@ def _latency(runner: Runner, texts, calls: int, budget_s: float) -> list:
     _timed(runner.run, xs, budget_s / 2)
     return _timed(runner.run, xs, budget_s, enough=(calls, _LATENCY_S))
 
+# %% ../nbs/06a_speed.ipynb #c041a
 def measure_speed(runner: Runner,              # the model to time
                   texts,                       # fixed inputs (strings or pairs)
                   batch_sizes=(64, 512),       # throughput batch sizes
@@ -180,6 +181,7 @@ def with_reference(rows: list[dict],  # `speed_table` rows
 
 EXACT_STUDENTS = ('student', 'student-onnx')   # rows that compute the trained student's own fp32 logits
 
+# %% ../nbs/06a_speed.ipynb #c047a
 def fastest_student(rows: list[dict]) -> str:
     "The `EXACT_STUDENTS` row with the lowest batch-1 latency: the student as fast as we can serve it unchanged."
     ok = [r for r in rows if r['model'] in EXACT_STUDENTS and r['latency_ms'] is not None]
@@ -210,6 +212,7 @@ def _student_of(student, texts):
     if isinstance(student, (str, Path)): return load_student(student), str(student)
     return as_predictor(student).model, ''
 
+# %% ../nbs/06a_speed.ipynb #c055a
 def speed_models(student=None,            # student folder or model; None: untrained paper-size student
                  teacher=None,            # teacher folder or Teacher; None: all-MiniLM-L6-v2 (untrained head)
                  texts=None,              # inputs (to build the untrained student's vocabulary)
@@ -249,6 +252,7 @@ class SpeedConfig(Config):
     reference: str = 'fastest'      # row the ratios divide by: a model name, or 'fastest' (the fastest fp32 student row)
     checks = dict(budget_s=positive, latency_calls=positive, threads=positive)
 
+# %% ../nbs/06a_speed.ipynb #c055b
 def bench_speed(student=None, teacher=None,   # folders or models (None: stand-ins, see `speed_models`)
                 task=None,                    # task whose dev inputs are timed (pairs for pair tasks); None: the student's, else sst2
                 cfg: SpeedConfig | None = None,  # budgets and threads

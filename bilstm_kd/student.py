@@ -201,6 +201,7 @@ def predict(self: StudentBase,
 
 StudentBase.predict = predict
 
+# %% ../nbs/04_student.ipynb #c068a
 def student_device(device: str | None = None) -> str:  # 'cpu', 'cuda', 'mps', ...; None: the best one present
     "Where a student trains, scores and predicts: `device`, else `$BILSTM_KD_DEVICE`, else CUDA, Apple's MPS, the CPU (said once)."
     import os
@@ -327,6 +328,7 @@ class OnnxStudent:
         with atomic_path(Path(path)) as tmp: Path(tmp).write_bytes(self.proto.SerializeToString())
         return Path(path)
 
+# %% ../nbs/04_student.ipynb #c076a
 def _quantize_onnx(proto):
     "`proto` with its LSTM and MatMul weights dynamically quantised to int8 by ONNX Runtime."
     import logging, onnx, tempfile

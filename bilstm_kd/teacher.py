@@ -147,6 +147,7 @@ def check_head(src, model, loading: dict, spec, fix: str):
         raise UserError(f"{src} is a classifier with {model.config.num_labels} labels ({_label_names(model.config.to_dict())}), "
                         f"but {spec.name} has {spec.num_labels} ({', '.join(spec.label_names)}); pass a {spec.name} teacher")
 
+# %% ../nbs/02_teacher.ipynb #c062a
 def check_backbone(src: Path, spec) -> Path:
     "`src`, when fine-tuning can start from it for `spec`: a bare encoder, or a classifier with the task's number of labels."
     cfg = _classifier_config(Path(src))
@@ -179,6 +180,7 @@ def _backbone_for(src: Path, spec):
     from transformers import AutoModelForSequenceClassification
     return AutoModelForSequenceClassification.from_pretrained(str(check_backbone(src, spec)), trust_remote_code=False, **_head_kwargs(spec))
 
+# %% ../nbs/02_teacher.ipynb #c062b
 def load_teacher(path_or_name=None,        # teacher folder, hub id, or None for the default backbone
                  task: str | TaskSpec | None = None,  # task of a bare encoder (sets labels); checked for a teacher folder
                  device: str | None = None,  # 'cpu', 'cuda', ...; default: CUDA when present
@@ -327,6 +329,7 @@ def per_process_batch(batch_size: int, processes: int) -> int:
                         f"{processes} (e.g. --batch-size {max(processes, batch_size // processes * processes)}) or another process count")
     return batch_size // processes
 
+# %% ../nbs/02_teacher.ipynb #c051a
 def _training_args(cfg: TeacherConfig, work: Path, spec, progress: bool, processes: int = 1):
     "🤗 `TrainingArguments` for one learning rate: the paper's recipe, checkpoints every `eval_steps`."
     from transformers import TrainingArguments
@@ -379,6 +382,7 @@ def _prepare_work(out: Path, identity: dict, resume: bool) -> Path:
     if not f.exists(): write_json(f, identity)
     return work
 
+# %% ../nbs/02_teacher.ipynb #c068a
 def _finetune_one(spec, dd, out: Path, cfg: TeacherConfig, identity: dict, progress: bool, resume: bool) -> dict:
     "One fine-tuning run (one learning rate) into `out`, resuming from `.NAME.work/` checkpoints; DDP under a launcher."
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
@@ -457,6 +461,7 @@ def _reorder_head(model, order: list[int], spec):
                             "layer is not a plain linear head); save it with id2label in the task's order")
     model.config.id2label, model.config.label2id = dict(enumerate(spec.label_names)), {n: i for i, n in enumerate(spec.label_names)}
 
+# %% ../nbs/02_teacher.ipynb #c073a
 def _teacher_scores(model, tok, dd, spec, max_length: int, batch_size: int = 64) -> dict:
     "The task's metrics of a classifier on the selection and dev splits (no training: what an adopted teacher brings)."
     out = {}
@@ -495,6 +500,7 @@ def adopt_teacher(src: Path,                # a classifier's folder (or the HF c
     on_main(process_state(), lambda: None)   # the others wait for the folder
     return load_teacher(out, device=device)
 
+# %% ../nbs/02_teacher.ipynb #c073b
 def finetune_teacher(task: str | TaskSpec,        # GLUE task: 'sst2', 'qqp', 'mnli', 'mrpc'
                      out,                          # output folder
                      cfg: TeacherConfig | None = None,  # settings (default: `TeacherConfig()`)

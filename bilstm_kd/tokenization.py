@@ -41,6 +41,7 @@ def tokenize(text: str,            # a sentence, raw or GLUE-tokenized
 # %% ../nbs/01_tokenization.ipynb #c048
 MASK_MODES = ('unk', 'own')   # how the student reads a masked word: as `<unk>` (§3.3) or as its own `<mask>` row
 
+# %% ../nbs/01_tokenization.ipynb #c048a
 class Vocab:
     "Word ↔ id mapping with `<pad>`=0, `<unk>`=1, `<mask>`=2; unknown words map to `<unk>`."
     specials = (PAD, UNK, MASK)
@@ -148,6 +149,7 @@ def resolve_vectors(source='auto') -> tuple:  # 'auto', 'glove-300d', 'glove-50d
     if not p.is_file(): raise UserError(f"vectors file {str(p)!r} not found; give a word2vec/GloVe/fastText file, or one of {', '.join(VECTOR_SOURCES)}")
     return 'file', p
 
+# %% ../nbs/01_tokenization.ipynb #c039a
 def vectors_id(source='auto') -> str:
     "What identifies the vectors' content (package version, hub revision or file hash): part of a cache key."
     kind, loc = resolve_vectors(source)
@@ -193,6 +195,7 @@ def _rows_text(path, want):
                 w = w.decode('utf-8', 'replace')
                 if w in want or w.lower() in want: yield w, np.array(rest.split(b' '), dtype=np.float32)
 
+# %% ../nbs/01_tokenization.ipynb #c040a
 def _rows_w2v_bin(path, want):
     "Stream a word2vec binary file (`count dim` header, then word, space, dim float32s)."
     with _open(path) as f:
@@ -259,6 +262,7 @@ def _source_rows(source, want, binary):
     announce(f"[vectors] {name}" + (f" from {loc}" if kind == 'hub' else ''), key=f'vectors:{name}')
     return rows, name
 
+# %% ../nbs/01_tokenization.ipynb #c041a
 def load_vectors(vocab: Vocab,          # the vocabulary whose rows to fill
                  source='auto',         # 'auto', 'glove-300d', 'glove-50d', 'minilm-384d', or a .txt/.vec/.bin(.gz) file
                  seed: int = 0,         # seed for the rows with no pretrained vector
@@ -321,6 +325,7 @@ def refuse_remote_code(folder) -> Path:  # a model folder
                             "code from a model folder: use a model whose architecture transformers ships")
     return folder
 
+# %% ../nbs/01_tokenization.ipynb #c050a
 def _looks_like_path(name: str) -> bool:
     return Path(name).is_absolute() or name.startswith(('.', '~')) or name.count('/') > 1 or '\\' in name
 

@@ -56,6 +56,7 @@ def pos_rule_for(cfg: AugmentConfig, language: str) -> AugmentConfig:
              f"pipeline for it to turn it on, e.g. --augment-tagger spacy:{language}_core_news_sm", key=f'pos-{language}')
     return cfg.replace(p_pos=0.0, tagger='none')
 
+# %% ../nbs/03a_transfer.ipynb #c030a
 def build_transfer_set(train,                        # the training split (a `Dataset` with text_a, [text_b], label)
                        cfg: AugmentConfig | None = None,  # the recipe (default: the paper's)
                        task: str | None = None,      # the task's name, recorded in the metadata

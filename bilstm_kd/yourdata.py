@@ -140,6 +140,7 @@ def _csv_rows(path, text, delimiter):
         for r in reader: yield reader.line_num, r
     except csv.Error as e: raise UserError(f"{path}:{reader.line_num}: {e}; fix that line") from None
 
+# %% ../nbs/11_your_task.ipynb #c041a
 def _table_rows(path: Path):
     "(column names, [(line, {column: value})]) of a CSV, TSV, JSON Lines or Parquet file."
     kind = FORMATS.get(path.suffix.lower())
@@ -219,6 +220,7 @@ class HubLoader(FileLoader):
         files['validation'] = PurePath(f'hub:{self.train} {dev or "train"}')
         return have, files
 
+# %% ../nbs/11_your_task.ipynb #c043a
 def task_from_hub(source: str,                # 'hub:NAME' or 'hub:NAME:CONFIG'
                   text_col: str = 'text', label_col: str = 'label', text_b_col: str | None = None,
                   language: str = 'en', name: str | None = None) -> TaskSpec:
