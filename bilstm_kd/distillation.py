@@ -436,7 +436,8 @@ def _student_for(spec, rows, orig, cfg: DistillConfig, model: StudentConfig | No
     vocab = Vocab.build((tokenize(t) for ds in ([rows, orig] if rows is not orig else [orig]) for c in cols for t in ds[c]), mask=model.mask)
     vec = None if model.embed_mode == 'rand' else load_vectors(vocab, cfg.vectors, seed=cfg.seed)
     c = model.replace(vocab_size=len(vocab), embed_dim=vec.dim if vec is not None else model.embed_dim,
-                      num_labels=spec.num_labels, pair=spec.pair, pad_index=vocab.pad_index, task=spec.name)
+                      num_labels=spec.num_labels, pair=spec.pair, pad_index=vocab.pad_index, task=spec.name,
+                      label_names=spec.label_names)
     torch.manual_seed(cfg.seed)
     return build_student(c, None if vec is None else vec.matrix, vocab), vec
 

@@ -44,9 +44,11 @@ class StudentConfig(Config):
     pair: bool = False                # True: siamese model over sentence pairs
     pad_index: int = 0                # id of `<pad>` in the Vocab
     task: str | None = None           # GLUE task the student is trained for, e.g. 'sst2'
+    label_names: tuple | None = None  # class names in label-id order, saved in config.json (your own data's labels)
     checks = dict(vocab_size=positive, embed_dim=positive, embed_mode=one_of(*EMBED_MODES), hidden=positive, fc=positive,
                   dropout=prob, mask=one_of(*MASK_MODES), num_labels=positive, pad_index=non_negative)
-    derived = ('vocab_size', 'embed_dim', 'num_labels', 'pair', 'pad_index', 'task')   # set by `distill` from the data
+    derived = ('vocab_size', 'embed_dim', 'num_labels', 'pair', 'pad_index', 'task', 'label_names')   # set by `distill` from the data
+    folded = ('label_names',)   # added after runs existed: at its default it changes no stage key
 
     @property
     def lstm_units(self) -> int: return self.hidden or (300 if self.pair else 150)
@@ -214,8 +216,8 @@ def student_device(device: str | None = None) -> str:  # 'cpu', 'cuda', 'mps', .
     return d
 
 def student_labels(model) -> tuple:  # a student (torch or ONNX Runtime)
-    "Its class names in label-id order: those saved with it, else its GLUE task's, else '0', '1', ..."
-    saved = (getattr(model, 'meta', None) or {}).get('label_names')
+    "Its class names in label-id order: those in its config (or marker), else its GLUE task's, else '0', '1', ..."
+    saved = getattr(model.config, 'label_names', None) or (getattr(model, 'meta', None) or {}).get('label_names')
     if saved: return tuple(saved)
     try: return get_task(model.task).label_names if model.task else tuple(map(str, range(model.config.num_labels)))
     except UserError: return tuple(map(str, range(model.config.num_labels)))

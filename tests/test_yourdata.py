@@ -248,3 +248,9 @@ def test_a_pair_jsonl_runs_end_to_end(mnli_files):
     assert rep['pair'] and rep['labels'] == ['contradiction', 'entailment', 'neutral']
     assert {'accuracy', 'macro_f1'} <= set(rep['student']['metrics']['validation'])
     assert json.loads((mnli_files/'prun'/'student'/'config.json').read_text())['pair']
+
+
+def test_the_label_names_travel_in_the_students_config(own_run):
+    "A student uploaded with `push_to_hub` alone (config.json, weights, vocab) still answers with the task's label names."
+    cfg = json.loads((own_run/'student'/'config.json').read_text())
+    assert cfg['label_names'] == ['contradiction', 'entailment', 'neutral']
