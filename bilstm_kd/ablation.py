@@ -13,6 +13,7 @@ from pathlib import Path
 from .core import cli_part, UserError, RunLock, RunLayout, write_json, read_json
 from .data import get_task, main_score, SELECTION
 from .pipeline import Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict
+from .distillation import LOSSES, DistillConfig
 
 # %% auto #0
 __all__ = ['MODELS', 'GRID', 'GROUPS', 'Setting', 'select', 'run_row', 'ablate', 'ablation_table', 'plot_ablation', 'write_html']
@@ -42,6 +43,12 @@ class Setting:
 
 # %% ../nbs/07b_ablation.ipynb #c009
 _OFF = {'p_mask': 0.0, 'p_pos': 0.0, 'p_ng': 0.0}
+_LOSS_ROWS = {'kl': ('KL, T = 2', {'temperature': 2.0}), 'hard': ("CE on the teacher's labels", {})}   # a loss's row label and settings
+
+def _loss_row(name: str) -> Setting:
+    "The grid's row for a registered loss (a loss added to `LOSSES` later gets a row under its own name)."
+    label, extra = _LOSS_ROWS.get(name, (name, {}))
+    return Setting('loss', label, {'distill': {'loss': name, **extra}})
 
 GRID = (
     Setting('reference', 'KD: the preset'),
@@ -51,8 +58,7 @@ GRID = (
     Setting('augmentation', 'POS replacement only', {'augment': {'p_mask': 0.0, 'p_ng': 0.0}}),
     Setting('augmentation', 'n-gram sampling only', {'augment': {'p_mask': 0.0, 'p_pos': 0.0}}),
     *(Setting('n_iter', f'n_iter {n}', {'augment': {'n_iter': n}}) for n in (1, 4, 10, 20)),
-    Setting('loss', 'KL, T = 2', {'distill': {'loss': 'kl', 'temperature': 2.0}}),
-    Setting('loss', "CE on the teacher's labels", {'distill': {'loss': 'hard'}}),
+    *(_loss_row(name) for name in LOSSES if name != DistillConfig().loss),   # every registered loss (05) but the preset's
     Setting('loss', 'MSE + CE, α = 0.5', {'distill': {'alpha': 0.5}}),
     Setting('vectors', 'random init', {'student': {'embed_mode': 'rand'}}),
     Setting('vectors', 'GloVe 50-d', {'distill': {'vectors': 'glove-50d'}}),

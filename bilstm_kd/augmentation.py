@@ -18,13 +18,14 @@ from .data import cache_dir
 from .tokenization import MASK, MASK_TOKEN, tokenize
 
 # %% auto #0
-__all__ = ['TAGSETS', 'TAGGERS', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'STATUS', 'tagger_problem', 'get_tagger',
-           'pos_tag', 'PosTable', 'Corpus', 'mask_words', 'pos_replace', 'WordRule', 'ngram_windows', 'default_n_iter',
-           'AugmentConfig', 'Draw', 'join_ids', 'draw', 'empty_lists', 'Augmenter']
+__all__ = ['TAGSETS', 'TAGGERS', 'DEFAULT_TAGGER', 'DEFAULT_TAGSET', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'STATUS',
+           'tagger_problem', 'get_tagger', 'pos_tag', 'PosTable', 'Corpus', 'mask_words', 'pos_replace', 'WordRule',
+           'ngram_windows', 'default_n_iter', 'AugmentConfig', 'Draw', 'join_ids', 'draw', 'empty_lists', 'Augmenter']
 
 # %% ../nbs/03_augmentation.ipynb #c067
 TAGSETS = ('penn', 'universal')   # Penn Treebank's 45 tags, or the 12 universal tags
 TAGGERS = ('nltk', 'spacy', 'none')   # 'spacy:MODEL' names a spaCy pipeline; 'none': no tagger (POS rule off)
+DEFAULT_TAGGER, DEFAULT_TAGSET = 'nltk', 'penn'   # every default below reads these: NLTK's offline English tagger, Penn's tags
 _NLTK_DATA = {'averaged_perceptron_tagger_eng': 'taggers/averaged_perceptron_tagger_eng/',  # the POS tagger's weights
               'universal_tagset': 'taggers/universal_tagset/'}                               # Penn -> universal tags
 _NLTK_HOW = ("install them with `python -m nltk.downloader averaged_perceptron_tagger_eng universal_tagset` while "
@@ -124,8 +125,8 @@ def _spacy_tagger(tagset, model):
         return [next(tagged) if s else [] for s in sents]
     return tag
 
-def get_tagger(tagger: str = 'nltk',          # 'nltk' (averaged perceptron, offline) or 'spacy'
-               tagset: str = 'penn',          # 'penn' (45 tags) or 'universal' (12 tags)
+def get_tagger(tagger: str = DEFAULT_TAGGER,          # 'nltk' (averaged perceptron, offline) or 'spacy'
+               tagset: str = DEFAULT_TAGSET,          # 'penn' (45 tags) or 'universal' (12 tags)
                spacy_model: str = 'en_core_web_sm'):  # spaCy pipeline to load when tagger='spacy'
     "A function that tags a list of token lists, returning a list of tag lists."
     (kind, spacy_model), _ = _tagger(tagger, spacy_model), _choice('tagset', tagset, TAGSETS)
@@ -155,7 +156,7 @@ def _read_pos(path: Path, key: str, n_tokens: int):
     path.unlink(missing_ok=True)
 
 # %% ../nbs/03_augmentation.ipynb #c068a
-def _tag_flat(token_lists, tagger='nltk', tagset='penn', cache=True, spacy_model='en_core_web_sm'):
+def _tag_flat(token_lists, tagger=DEFAULT_TAGGER, tagset=DEFAULT_TAGSET, cache=True, spacy_model='en_core_web_sm'):
     "(tag names, tag ids of every token of `token_lists`, flattened): distinct sentences tagged once, cached on disk."
     _tagger(tagger); _choice('tagset', tagset, TAGSETS)
     first, uniq, inv = {}, [], np.empty(len(token_lists), np.int64)
@@ -184,8 +185,8 @@ def _tag_flat(token_lists, tagger='nltk', tagset='penn', cache=True, spacy_model
     return names, uids[flat]
 
 def pos_tag(token_lists,                 # list of token lists (e.g. from `tokenize`)
-            tagger: str = 'nltk',        # 'nltk' or 'spacy'
-            tagset: str = 'penn',        # 'penn' or 'universal'
+            tagger: str = DEFAULT_TAGGER,        # 'nltk' or 'spacy'
+            tagset: str = DEFAULT_TAGSET,        # 'penn' or 'universal'
             cache: bool | str | Path = True,  # cache the tags under CACHE/pos: True the default cache folder, or a folder; False: none
             spacy_model: str = 'en_core_web_sm'):
     "POS tags of a corpus, one list per sentence: distinct sentences are tagged once and the result is cached."
@@ -349,8 +350,8 @@ class AugmentConfig(Config):
     p_pos: float = 0.1           # P(a word is replaced by one of the same POS tag) (§3.3: 0.1)
     p_ng: float = 0.25           # P(only a random n-gram, n in 1..5, of the sample is kept) (§3.3: 0.25)
     n_iter: int | None = None    # draws per example; None: the paper's 20 for single sentences, 10 for pairs
-    tagset: str = 'penn'         # POS tags: 'penn' (45, keeps inflection) or 'universal' (12)
-    tagger: str = 'nltk'         # 'nltk' (averaged perceptron, offline, English), 'spacy' / 'spacy:MODEL', or 'none'
+    tagset: str = DEFAULT_TAGSET # POS tags: 'penn' (45, keeps inflection) or 'universal' (12)
+    tagger: str = DEFAULT_TAGGER # 'nltk' (averaged perceptron, offline, English), 'spacy' / 'spacy:MODEL', or 'none'
     dedupe: str = 'global'       # drop samples already in the set ('global') or repeated within an example ('example')
     cased: bool = True           # POS-tag each sentence as written (case tells 'US' from 'us'); words are lower-cased after
     originals: bool = True       # include the training rows, with their gold labels
@@ -435,8 +436,8 @@ class Augmenter:
     "Tokenizer + POS tagger + per-tag unigram table of a training corpus: everything the rules need."
     def __init__(self,
                  table: PosTable,                   # per-tag unigram counts of the training set
-                 tagger: str = 'nltk',              # tagger for new text: 'nltk' or 'spacy'
-                 tagset: str = 'penn',              # 'penn' or 'universal' (must match the table's)
+                 tagger: str = DEFAULT_TAGGER,              # tagger for new text: 'nltk' or 'spacy'
+                 tagset: str = DEFAULT_TAGSET,              # 'penn' or 'universal' (must match the table's)
                  spacy_model: str = 'en_core_web_sm',  # spaCy pipeline when tagger='spacy'
                  cased: bool = True):               # tag text as written (True) or lower-cased
         _tagger(tagger); _choice('tagset', tagset, TAGSETS)
@@ -446,8 +447,8 @@ class Augmenter:
     @classmethod
     def from_texts(cls,
                    texts,                      # training sentences (str) or pairs (a, b); the table counts all of them
-                   tagger: str = 'nltk',       # 'nltk' or 'spacy'
-                   tagset: str = 'penn',       # 'penn' or 'universal'
+                   tagger: str = DEFAULT_TAGGER,       # 'nltk' or 'spacy'
+                   tagset: str = DEFAULT_TAGSET,       # 'penn' or 'universal'
                    cache: bool | str | Path = True,  # cache the corpus tags: True (the default cache folder), a cache folder, or False
                    cased: bool = True):        # tag each sentence as written; False: its lower-cased tokens
         "Tag a training corpus and count its words per tag; `.corpus` holds it encoded, one `Corpus` per side."

@@ -15,7 +15,7 @@ from .yourdata import task_from_args
 __all__ = ['CHAPTERS', 'build_parser', 'close_process_group', 'main']
 
 # %% ../nbs/10_cli.ipynb #c021
-CHAPTERS = ('data', 'teacher', 'labels', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'serve', 'pipeline', 'course', 'ablation')
+CHAPTERS = ('data', 'teacher', 'transfer', 'distillation', 'evaluation', 'speed', 'report', 'serve', 'pipeline', 'course', 'ablation')
 
 class _Parser(argparse.ArgumentParser):
     "argparse with the library's one error path: a bad flag is one line, `error: ...`, and exit code 2 (no usage dump)."

@@ -14,11 +14,11 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'COPY_IGNORE', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full',
            'ensure_dir', 'replaceable', 'check_out', 'atomic_path', 'write_json', 'read_json', 'set_aside',
-           'fingerprint', 'file_fingerprint', 'write_manifest', 'check_manifest', 'positive', 'seed_range',
-           'usable_cores', 'thread_count', 'non_negative', 'prob', 'at_least', 'one_of', 'check_arg', 'Config',
-           'make_config', 'add_config_args', 'config_from_args', 'RunLayout', 'work_folder', 'sweep_folder',
-           'checkpoint_path', 'CacheLayout', 'RunLock', 'CoreMeter', 'busy_cores_elsewhere', 'choose_threads',
-           'torch_threads', 'announce', 'hub_offline', 'hub_reachable', 'cli_part']
+           'fingerprint', 'file_fingerprint', 'tensors_digest', 'size_on_disk', 'write_manifest', 'check_manifest',
+           'positive', 'seed_range', 'usable_cores', 'thread_count', 'non_negative', 'prob', 'at_least', 'one_of',
+           'check_arg', 'Config', 'make_config', 'add_config_args', 'config_from_args', 'RunLayout', 'work_folder',
+           'sweep_folder', 'checkpoint_path', 'CacheLayout', 'RunLock', 'CoreMeter', 'busy_cores_elsewhere',
+           'choose_threads', 'torch_threads', 'quantize_int8', 'announce', 'hub_offline', 'hub_reachable', 'cli_part']
 
 # %% ../nbs/00_core.ipynb #c007
 class UserError(ValueError):
@@ -145,6 +145,23 @@ def file_fingerprint(path) -> str:
     files = sorted(f for f in p.rglob('*') if f.is_file() and not any(s.startswith('.') for s in f.relative_to(p).parts))
     return fingerprint(*[(str(f.relative_to(p)), _file_sha(f)) for f in files])
 
+def tensors_digest(tensors: dict,     # name -> torch tensor (a `state_dict`, a checkpoint's tensors)
+                   salt: str = '') -> str:  # hashed first (a checkpoint's JSON state)
+    "SHA-256 over named tensors (names, dtypes, shapes, bytes): the same weights give the same digest on any device."
+    import torch
+    h = hashlib.sha256(salt.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().to('cpu').contiguous()
+        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+def size_on_disk(path) -> int:  # a model folder (or one file)
+    "Total bytes of the files in `path`."
+    p = Path(path)
+    if not p.exists(): raise UserError(f"{p} does not exist; pass a model folder")
+    return p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob('*') if f.is_file())
+
 # %% ../nbs/00_core.ipynb #c039
 FILES_MANIFEST = 'bilstm_kd_files.json'   # written into a folder artefact, last: {file: {'bytes', 'sha256'}}
 
@@ -221,11 +238,12 @@ def thread_count(v):
 def non_negative(v): return None if v >= 0 else 'must be >= 0'
 def prob(v):        return None if 0 <= v <= 1 else 'must be a probability in [0, 1]'
 def at_least(k):    return lambda v: None if v >= k else f'must be >= {k}'
-def one_of(*opts):
-    "A check that the value is one of `opts` (the CLI turns it into `choices`)."
-    f = lambda v: None if v in opts else f"must be one of {', '.join(map(str, opts))}"
-    f.choices = opts
-    return f
+class one_of:
+    "A check that the value is one of `opts` (the CLI turns them into `choices`); a registry (a dict) among them is read at each check, so an entry added later is accepted."
+    def __init__(self, *opts): self.opts = opts
+    @property
+    def choices(self) -> tuple: return tuple(x for o in self.opts for x in (o if isinstance(o, dict) else (o,)))
+    def __call__(self, v): return None if v in self.choices else f"must be one of {', '.join(map(str, self.choices))}"
 
 def check_arg(name: str, v, check=positive, kind=int):
     "A public function's numeric argument, checked like a config field: `v`, or a one-line `UserError` naming `name`."
@@ -311,10 +329,11 @@ def add_config_args(parser,          # an argparse parser (or argument group)
     return parser
 
 # %% ../nbs/00_core.ipynb #c021a
-def config_from_args(cls, args, base=None, prefix: str = ''):
+def config_from_args(cls, args, base=None, prefix: str = '',
+                     skip=()):   # field names whose flags belong to another config (a command's `--seed`)
     "The config of class `cls` from an argparse namespace: `base` (or the defaults) with the flags the user gave."
     given = {f.name: getattr(args, prefix + f.name) for f in fields(cls)
-             if f.name not in cls.derived and hasattr(args, prefix + f.name)}
+             if f.name not in cls.derived and f.name not in skip and hasattr(args, prefix + f.name)}
     try: return (base or cls()).replace(**given)
     except ConfigError as e:
         if e.field is None: raise
@@ -368,10 +387,12 @@ class CacheLayout:
 
 # %% ../nbs/00_core.ipynb #c047
 class RunLock:
-    "An exclusive lock on a run folder: a second holder gets a one-line `UserError`; a dead holder's lock is taken over."
-    def __init__(self, folder, quiet: bool = False):
-        self.folder, self.quiet, self._f = Path(folder), quiet, None
-        self.path = self.folder/RunLayout.LOCK
+    "An exclusive lock on a run folder: a second holder gets a one-line `UserError` (or waits its turn); a dead holder's lock is taken over."
+    def __init__(self, folder, quiet: bool = False,
+                 wait: bool = False,            # wait for the holder to finish instead of stopping (a course pack's build)
+                 name: str | None = None):      # the lock file in `folder` (default: the run's, whose killed holder's half-writes are removed)
+        self.folder, self.quiet, self.wait, self._f = Path(folder), quiet, wait, None
+        self.path, self.clean = self.folder/(name or RunLayout.LOCK), name is None
 
     def __enter__(self):
         import fcntl
@@ -386,15 +407,19 @@ class RunLock:
         f = os.fdopen(fd, 'r+', errors='replace')   # a damaged lock file is still a lock file
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0); holder = f.read().strip() or 'another process'; f.close()
-            raise UserError(f"{self.folder} is in use by another bilstm-kd run ({holder}); wait for it to finish, "
-                            "or pass another --out") from None
+            f.seek(0); holder = f.read().strip() or 'another process'
+            if not self.wait:
+                f.close()
+                raise UserError(f"{self.folder} is in use by another bilstm-kd run ({holder}); wait for it to finish, "
+                                "or pass another --out") from None
+            if not self.quiet: print(f"waiting for {holder} to release {self.path}", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0); old = ''.join(c if c.isprintable() else '?' for c in f.read().strip())[:200]
         if old and not self.quiet: print(f"taking over {self.path}: its last holder ({old}) ended without releasing it", file=sys.stderr)
         f.seek(0); f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
         self._f = f
-        for t in [*self.folder.glob('.*.tmp'), *self.folder.glob('*.ckpt/.*.tmp')]:   # half-writes of a killed holder
+        for t in [*self.folder.glob('.*.tmp'), *self.folder.glob('*.ckpt/.*.tmp')] if self.clean else []:   # half-writes of a killed holder
             shutil.rmtree(t, ignore_errors=True) if t.is_dir() else t.unlink(missing_ok=True)
         return self
 
@@ -460,6 +485,25 @@ def torch_threads(threads: int | None = None):  # the count for the block (None:
     if threads: torch.set_num_threads(threads)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00_core.ipynb #c029r
+def quantize_int8(model,                        # a torch module on the CPU
+                  layers=None,                  # module types whose weights become int8 (default: nn.Linear; the student adds nn.LSTM)
+                  keep=lambda name: False):     # keep(name) -> True leaves that module in fp32
+    "A copy of `model` with its modules of type `layers` (except those `keep` names) dynamically quantised to int8 (CPU only)."
+    import copy, warnings, torch
+    layers = tuple(layers or (torch.nn.Linear,))
+    qd = getattr(getattr(torch, 'ao', None) and getattr(torch.ao, 'quantization', None), 'quantize_dynamic', None)
+    if qd is None:
+        raise UserError(f"int8 needs torch.ao.quantization.quantize_dynamic, which torch {torch.__version__} "
+                        "no longer has; use precision='fp32' or 'bf16'")
+    if next(model.parameters()).device.type != 'cpu':
+        raise UserError("int8 dynamic quantisation runs on the CPU only; on a GPU use precision='bf16' or 'fp32'")
+    names = {n for n, m in model.named_modules() if isinstance(m, layers) and not keep(n)}
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*quantiz', category=DeprecationWarning)
+        warnings.filterwarnings('ignore', message='.*quantiz', category=UserWarning)
+        return qd(copy.deepcopy(model).float(), names, dtype=torch.qint8).eval()
 
 # %% ../nbs/00_core.ipynb #c031
 _SAID: set = set()

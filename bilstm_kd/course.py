@@ -6,11 +6,11 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/course.html.md"""
 
 # %% ../nbs/07a_course.ipynb #c004
 from __future__ import annotations
-import dataclasses, fcntl, json, os, shutil, sys, time
+import dataclasses, json, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .core import CacheLayout, COPY_IGNORE, cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count, COMMON_CHECKS
+from .core import CacheLayout, RunLock, COPY_IGNORE, cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count, COMMON_CHECKS
 from .data import cache_dir, load_task, data_fingerprint, get_task, read_glue_tsv, SELECTION
 from .labels import PRECISIONS
 from .pipeline import PRESETS, run_pipeline, get_preset, preset_dict, package_versions
@@ -33,15 +33,6 @@ def is_pack(path) -> bool:
     return (Path(path)/MANIFEST).is_file() and (Path(path)/'data'/get_task(COURSE_TASK).glue_dir/'selection.tsv').is_file()
 
 # %% ../nbs/07a_course.ipynb #c009
-@contextmanager
-def _build_lock(path: Path):
-    "Wait for, then hold, the build lock beside `path` (released even when the holder is killed)."
-    ensure_dir(path.parent, 'folder of the course pack')
-    with open(path.parent/f'.{path.name}.build.lock', 'a+') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
 PACK_SPLITS = (('train', 'train.tsv'), (SELECTION, 'selection.tsv'), ('validation', 'dev.tsv'))   # split -> file
 
 def _write_glue(dd, folder: Path):
@@ -63,7 +54,7 @@ def build_course_pack(out=None,               # the pack folder (default: `pack_
                       progress: bool = True) -> Path:
     "Build (or finish) the course pack in `out`: a pipeline run, its data in the GLUE layout, and a manifest."
     out = Path(out or pack_path()).expanduser()
-    with _build_lock(out):
+    with RunLock(out.parent, wait=True, name=f'.{out.name}.build.lock'):   # a second build waits, then finds the pack
         if is_pack(out): return out
         t0, load0 = time.time(), os.getloadavg()[0]
         p = get_preset(preset or course_preset())

@@ -21,7 +21,7 @@ __all__ = ['TASKS', 'USER_TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION',
            'tsv_rows', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'word_spans',
            'sentence_rows', 'carve_selection', 'selection_split', 'load_task', 'DataConfig', 'data_fingerprint',
            'task_summary', 'compute_metrics', 'main_score', 'texts_of', 'clean_text', 'own_data', 'task_arg',
-           'add_data_args']
+           'add_data_args', 'data_config']
 
 # %% ../nbs/00_data.ipynb #c007
 @dataclass(frozen=True)
@@ -483,7 +483,7 @@ def task_arg(name: str) -> TaskSpec | str:
     try: return get_task(name)
     except UserError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
-def add_data_args(p, subsets: bool = False):  # subsets: also the `DataConfig` flags (--max-train, --max-eval, --seed)
+def add_data_args(p, subsets: bool = False):  # subsets: also the `DataConfig` flags (--max-train, --max-eval, --data-seed)
     "Add `--task` and `--data-dir`, the flags of your own data (and the `DataConfig` flags) to an argparse parser."
     from bilstm_kd.core import add_config_args
     p.add_argument('--task', required=True, type=task_arg,
@@ -495,8 +495,18 @@ def add_data_args(p, subsets: bool = False):  # subsets: also the `DataConfig` f
     own.add_argument('--label-col', default=None, help='column of the labels, strings or integers (default: label)')
     own.add_argument('--dev', default=None, help='a file of labelled rows to report on (default: a stratified, seeded 10%% of train)')
     own.add_argument('--language', default=None, help='language of the texts, e.g. de (default: en)')
-    if subsets: add_config_args(p, DataConfig)
+    if subsets:   # --seed is the command's training seed; the data's has its own flag, so that --seed leaves the rows as they are (as `run --seed` does)
+        add_config_args(p, DataConfig, skip=('seed',))
+        p.add_argument('--data-seed', type=int, default=None, help="seed of the carved splits and subsets (default: 0); "
+                       "--seed seeds training only and leaves the data as it is, as in `bilstm-kd run`")
     return p
+
+def data_config(args) -> DataConfig:  # the namespace of a command that called `add_data_args(p, subsets=True)`
+    "The rows a command uses: its `DataConfig` flags, seeded by `--data-seed` (never by the training `--seed`)."
+    from bilstm_kd.core import config_from_args, COMMON_CHECKS
+    cfg = config_from_args(DataConfig, args, skip=('seed',))
+    seed = getattr(args, 'data_seed', None)
+    return cfg if seed is None else cfg.replace(seed=check_arg('--data-seed', seed, COMMON_CHECKS['seed']))
 
 # %% ../nbs/00_data.ipynb #c036
 def _cli_data(args) -> int:

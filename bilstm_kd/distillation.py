@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import (checkpoint_path, torch_threads, cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
+from .core import (tensors_digest, checkpoint_path, torch_threads, cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
                             atomic_path, make_config, add_config_args, config_from_args, choose_threads, check_arg, check_out,
                             set_aside)
-from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, DataConfig, SELECTION, selection_split
+from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, data_config, DataConfig, SELECTION, selection_split
 from .tokenization import Vocab, tokenize, load_vectors
 from .teacher import plot_history, load_teacher
 from .student import StudentConfig, StudentBase, Encoded, build_student, encode, save_student, student_device
@@ -81,7 +81,7 @@ class DistillConfig(Config):
     max_rows: int | None = None     # train on at most this many rows (a seeded sample), for quick runs
     seed: int = 0                   # seeds initialisation, batching and dropout
     threads: int | None = None      # CPU threads (None: the cores other processes leave free)
-    checks = dict(loss=one_of(*LOSSES, 'ce'), alpha=prob, temperature=positive, augmented_ce=one_of('teacher', 'off'),
+    checks = dict(loss=one_of(LOSSES, 'ce'), alpha=prob, temperature=positive, augmented_ce=one_of('teacher', 'off'),
                   epochs=positive, baseline_epochs=positive, batch_size=positive, lr=positive, rho=prob,
                   lr_schedule=one_of('constant', 'linear'), patience=positive, eval_every=positive, ema=lambda v: None if 0 < v < 1 else 'must be in (0, 1)',
                   bucket=positive, max_rows=positive, threads=positive)
@@ -169,15 +169,6 @@ def evaluate_student(model: StudentBase,  # a student
 # %% ../nbs/05_distillation.ipynb #c083
 _SCALARS = ('epoch', 'step', 'seen', 'seconds', 'history', 'best', 'bad', 'stop')
 
-def _state_digest(t: dict, meta: str) -> str:
-    "SHA-256 of a checkpoint's tensors (names, dtypes, shapes, bytes) and its JSON state: a flipped bit is caught on load."
-    import hashlib
-    h = hashlib.sha256(meta.encode())
-    for k in sorted(t):
-        v = t[k].detach().cpu().contiguous()
-        h.update(f'{k}|{v.dtype}|{tuple(v.shape)}|'.encode()); h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
 # %% ../nbs/05_distillation.ipynb #c083a
 @dataclass
 class TrainState:
@@ -207,7 +198,7 @@ class TrainState:
                   for i, s in opt['state'].items() for k, v in s.items()})
         t['rng.torch'] = torch.get_rng_state()
         meta = json.dumps({k: getattr(self, k) for k in _SCALARS} | {'param_groups': opt['param_groups'], 'sched': self.sched.state_dict()})
-        with atomic_path(path) as tmp: save_file(t, str(tmp), metadata={'state': meta, 'sha256': _state_digest(t, meta)})
+        with atomic_path(path) as tmp: save_file(t, str(tmp), metadata={'state': meta, 'sha256': tensors_digest(t, meta)})
 
     def load(self, path):
         "Restore the state saved in `path` (raises on a corrupt or mismatched file)."
@@ -215,7 +206,7 @@ class TrainState:
         from safetensors import safe_open
         with safe_open(str(path), 'pt') as f: raw = f.metadata()
         t = load_file(str(path))
-        if raw.get('sha256') != _state_digest(t, raw['state']): raise ValueError('its content does not match its checksum')
+        if raw.get('sha256') != tensors_digest(t, raw['state']): raise ValueError('its content does not match its checksum')
         meta = json.loads(raw['state'])   # checked before anything is restored
         part = lambda p: {k[len(p):]: v for k, v in t.items() if k.startswith(p)}
         self.model.load_state_dict(part('model.'))
@@ -478,7 +469,7 @@ def distill(task,                          # GLUE task: 'sst2', 'qqp', 'mnli', '
 
 # %% ../nbs/05_distillation.ipynb #c088
 def _distill_cmd(args):
-    cfg, data = config_from_args(DistillConfig, args), config_from_args(DataConfig, args)
+    cfg, data = config_from_args(DistillConfig, args), data_config(args)
     model = config_from_args(StudentConfig, args)
     check_out(args.out)
     if not args.no_kd and args.teacher is None and args.logits is None:
@@ -502,7 +493,7 @@ def _cli(sub):  # argparse subparsers object from `bilstm_kd.pipeline`
     p.add_argument('--logits', help='.npy logits of the transfer set (bilstm-kd label --out), instead of --teacher')
     p.add_argument('--no-kd', action='store_true', help='baseline: CE on the gold labels of the original training set')
     p.add_argument('--json', action='store_true', help='print only the JSON summary')
-    add_config_args(p, DistillConfig, skip=('seed',))
+    add_config_args(p, DistillConfig)   # its --seed: initialisation, batching and dropout (the rows: --data-seed)
     add_config_args(p, StudentConfig)
     p.set_defaults(func=_distill_cmd)
     return p

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .core import cli_part, UserError, atomic_path
+from .core import cli_part, UserError, atomic_path, size_on_disk
 from .data import main_score, TaskSpec, get_task, load_task, read_glue_tsv, compute_metrics, texts_of, split_note, add_data_args
 from .tokenization import Vocab, tokenize
 from .teacher import Teacher, load_teacher, TEACHER_MARKER
@@ -24,9 +24,8 @@ from .student import (StudentBase, student_labels, student_device, StudentConfig
 
 # %% auto #0
 __all__ = ['OUTCOMES', 'Predictor', 'load_predictor', 'as_predictor', 'eval_sets', 'SplitResult', 'predict_splits', 'evaluate',
-           'param_counts', 'size_on_disk', 'model_size', 'agreement', 'outcomes', 'compare', 'centered_logits',
-           'plot_logit_scatter', 'plot_confusions', 'plot_agreement', 'evaluate_folder', 'prediction_rows',
-           'write_jsonl']
+           'param_counts', 'model_size', 'agreement', 'outcomes', 'compare', 'centered_logits', 'plot_logit_scatter',
+           'plot_confusions', 'plot_agreement', 'evaluate_folder', 'prediction_rows', 'write_jsonl']
 
 # %% ../nbs/06_evaluation.ipynb #c008
 @dataclass
@@ -164,12 +163,6 @@ def param_counts(model) -> dict:  # a torch module, Teacher or Predictor
     "Parameters with and without embeddings (weights of any `nn.Embedding`), by the student chapter's `count_params`."
     m = _module_of(model)
     return {'params': count_params(m), 'params_without_embeddings': count_params(m, embeddings=False)}
-
-def size_on_disk(path) -> int:  # a model folder (or one file)
-    "Total bytes of the files in `path`."
-    p = Path(path)
-    if not p.exists(): raise UserError(f"{p} does not exist; pass a model folder")
-    return p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob('*') if f.is_file())
 
 # %% ../nbs/06_evaluation.ipynb #c018
 def model_size(model) -> dict:  # a model folder, or a loaded model / Teacher / Predictor

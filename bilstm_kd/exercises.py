@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from .core import UserError, read_json, RunLayout
 from .data import get_task, load_task, read_glue_tsv, resolve_data_dir, texts_of
-from .tokenization import Vocab, tokenize, teacher_tokenizer, MASK_TOKEN, CLITIC_RE, TOKEN_RE
+from .tokenization import Vocab, tokenize, teacher_tokenizer, MASK_TOKEN, CLITIC_RE, TOKEN_RE, MAX_LENGTH
 from .labels import padding_stats, length_batches, reliability, softmax
 from .augmentation import AugmentConfig, PosTable, draw, ngram_windows, mask_words, pos_replace
-from .student import StudentConfig, SiameseBiLSTM, build_student, encode
+from .student import StudentConfig, SiameseBiLSTM, build_student, encode, PAPER_UNITS, PAPER_EMBED_DIM
 from .distillation import kd_loss, kl_logits, mse_logits, train_epoch, fit
 from .speed import BERT_SIZES, bert_param_count
 from .grading import (Wrong, verdict, one_line, plain_number, as_number, fresh_seed, close_to, grade, PERCENT_VERDICT,
@@ -111,7 +111,7 @@ def check_padding_saved(answer: int):  # your number of padding tokens that leng
     "Exercise 1: padding tokens saved by length-sorting the SST-2 dev sentences in batches of 64 (the course pack's teacher tokenizer)."
     a = as_number(answer, integer=True, what='a number of tokens')
     texts, tok = _dev_texts(), teacher_tokenizer(RunLayout(pack_for_checks()).teacher)
-    lens = [len(x) for x in tok(texts, truncation=True, max_length=128)['input_ids']]
+    lens = [len(x) for x in tok(texts, truncation=True, max_length=MAX_LENGTH)['input_ids']]
     plain, srt = padding_stats(lens, [np.arange(i, min(i + 64, len(lens))) for i in range(0, len(lens), 64)]), padding_stats(lens, length_batches(lens, 64))
     truth = plain['padding'] - srt['padding']
     return grade(a, truth, 0, f"Correct: {truth} of {plain['padding']} padding tokens disappear; the batches now hold {srt['padded']} instead of {plain['padded']} tokens for {plain['real']} real ones.",
@@ -291,7 +291,7 @@ def _param_parts(embed_dim, hidden, fc, num_labels, multichannel, pair):
 def check_param_count(answer: int):  # your count of the paper's single-sentence student, without embeddings
     "Exercise 1: a hand count of the paper's student (300-d multichannel input, 150 hidden, 200 FC, 2 labels) without embeddings."
     a = as_number(answer, integer=True, what='a count of parameters')
-    embed_dim, hidden, fc, pair = 300, 150, 200, False
+    (embed_dim, (hidden, fc)), pair = (PAPER_EMBED_DIM, PAPER_UNITS[False]), False
     total = sum((parts := _param_parts(embed_dim, hidden, fc, 2, True, pair)).values())
     say = f"Not quite: you said {a:,}, too {'many' if a > total else 'few'}: "
     return grade(a, total, 0, f"Correct: {total:,} = LSTM {parts['lstm']:,} + FC {parts['fc']:,} + output {parts['out']:,}.",

@@ -6,25 +6,26 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/labels.html.md"""
 
 # %% ../nbs/02a_labels.ipynb #c083
 from __future__ import annotations
-import copy, hashlib, json, os, sys, time, warnings
+import hashlib, json, os, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .core import (CacheLayout, torch_threads, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
-                            config_from_args, choose_threads, ensure_dir, cli_part, check_arg, thread_count, CoreMeter)
+from .core import (CacheLayout, torch_threads, quantize_int8, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
+                            config_from_args, choose_threads, ensure_dir, check_arg, CoreMeter)
 from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics
 from .tokenization import MASK_TOKEN
 from .teacher import Teacher, load_teacher
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'CPU_BATCH_TOKENS', 'LabelConfig', 'length_batches', 'padding_stats', 'quantize_int8', 'fast_precision',
-           'labelling_model', 'as_inputs', 'forward_sorted', 'CacheRebuildWarning', 'text_key', 'LogitsCache',
-           'as_cache', 'teacher_logits', 'flops_per_row', 'gemm_gflops', 'labelling_bound', 'bench_label', 'softmax',
-           'reliability', 'confusion', 'plot_confusion', 'plot_reliability']
+__all__ = ['PRECISIONS', 'CPU_BATCH_TOKENS', 'LabelConfig', 'length_batches', 'padding_stats', 'fast_precision',
+           'labelling_model', 'as_inputs', 'wordpieces', 'forward_sorted', 'CacheRebuildWarning', 'text_key',
+           'LogitsCache', 'as_cache', 'LabelJob', 'label_job', 'teacher_logits', 'softmax', 'reliability', 'confusion',
+           'plot_confusion', 'plot_reliability']
 
 # %% ../nbs/02a_labels.ipynb #c077
 PRECISIONS = ('fp32', 'bf16', 'int8', 'auto')   # how the teacher computes when it labels ('auto': `fast_precision`)
@@ -69,22 +70,6 @@ def padding_stats(lengths, batches) -> dict:
     return dict(real=real, padded=padded, padding=padded - real)
 
 # %% ../nbs/02a_labels.ipynb #c078
-def quantize_int8(model,                        # a torch module on the CPU
-                  layers=(torch.nn.Linear,),    # module types whose weights become int8 (the student adds nn.LSTM)
-                  keep=lambda name: False):     # keep(name) -> True leaves that module in fp32
-    "A copy of `model` with its modules of type `layers` (except those `keep` names) dynamically quantised to int8 (CPU only)."
-    qd = getattr(getattr(torch, 'ao', None) and getattr(torch.ao, 'quantization', None), 'quantize_dynamic', None)
-    if qd is None:
-        raise UserError(f"int8 needs torch.ao.quantization.quantize_dynamic, which torch {torch.__version__} "
-                        "no longer has; use precision='fp32' or 'bf16'")
-    if next(model.parameters()).device.type != 'cpu':
-        raise UserError("int8 dynamic quantisation runs on the CPU only; on a GPU use precision='bf16' or 'fp32'")
-    names = {n for n, m in model.named_modules() if isinstance(m, tuple(layers)) and not keep(n)}
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='.*quantiz', category=DeprecationWarning)
-        warnings.filterwarnings('ignore', message='.*quantiz', category=UserWarning)
-        return qd(copy.deepcopy(model).float(), names, dtype=torch.qint8).eval()
-
 def _ffn_output(name: str) -> bool:
     "Is `name` a BERT layer's feed-forward output projection (`...layer.N.output.dense`)?"
     return name.endswith('output.dense') and 'attention' not in name
@@ -126,7 +111,7 @@ def as_inputs(texts) -> list:
         return [(clean_text(str(a)), clean_text(str(b))) for a, b in texts]
     return [clean_text(str(t)) for t in texts]
 
-def _wordpieces(tokenizer, texts, max_length: int):
+def wordpieces(tokenizer, texts, max_length: int):
     "The tokenizer's encoding of `texts` (sentences or pairs), unpadded, without attention masks."
     pair = isinstance(texts[0], tuple)
     return tokenizer(*([list(x) for x in zip(*texts)] if pair else [texts]), truncation=True, max_length=max_length,
@@ -137,7 +122,7 @@ def forward_sorted(model, tokenizer, texts, cfg: LabelConfig, max_length: int, p
     "Logits for `texts` (no duplicates assumed), computed in length-sorted padded batches, returned in input order."
     from tqdm.auto import tqdm
     pair = isinstance(texts[0], tuple)
-    enc = _wordpieces(tokenizer, texts, max_length)
+    enc = wordpieces(tokenizer, texts, max_length)
     ids = enc['input_ids']; tt = enc.get('token_type_ids') if pair else None
     lengths = np.fromiter((len(x) for x in ids), int, len(ids))
     dev = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device('cpu')
@@ -252,6 +237,31 @@ def _cpu_threads(teacher, cfg: LabelConfig, n_rows: int, progress: bool):
     "A `_ShardThreads` for a labelling job; torch's thread count is restored afterwards."
     with torch_threads(): yield _ShardThreads(teacher, cfg, n_rows, progress)
 
+# %% ../nbs/02a_labels.ipynb #c079j
+@dataclass
+class LabelJob:
+    "What one labelling call must compute: its inputs, each distinct input once (by key), and the model that labels them."
+    texts: list          # the inputs, normalised (`as_inputs`)
+    keys: list           # `text_key` of each input, in input order
+    first: dict          # key -> its first position: each distinct input is labelled once
+    model: Any           # the teacher's model at the asked precision (`labelling_model`)
+    tag: str             # the precision's suffix to the teacher's fingerprint in the cache ('' for fp32)
+
+    def inputs(self, keys) -> list: return [self.texts[self.first[k]] for k in keys]
+    def in_order(self, got: dict) -> np.ndarray:  # key -> logits row
+        "The logits of every input, in input order (a repeated input repeats its row)."
+        return np.stack([got[k] for k in self.keys]).astype(np.float32, copy=False)
+
+def label_job(teacher: Teacher, texts, cfg: LabelConfig) -> LabelJob | None:
+    "The job for `texts` (None when there are none); a one-line error when they are not the kind the teacher's task takes."
+    texts = as_inputs(texts)
+    if not texts: return None
+    if teacher.task is not None and get_task(teacher.task).pair != isinstance(texts[0], tuple):
+        raise UserError(f"this is a {teacher.task} teacher; it takes {'sentence pairs' if get_task(teacher.task).pair else 'single sentences'}")
+    keys, first = [text_key(t) for t in texts], {}
+    for i, k in enumerate(keys): first.setdefault(k, i)
+    return LabelJob(texts, keys, first, *labelling_model(teacher, cfg.precision))
+
 # %% ../nbs/02a_labels.ipynb #c079a
 def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_teacher`
                    texts,                     # list of str, list of (a, b) pairs, or a dataset split
@@ -261,21 +271,15 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
                    stats: dict | None = None,  # filled with what ran: threads, rows computed, their seconds
                    **changes) -> np.ndarray:  # changes to `cfg`, e.g. precision='bf16'
     "Teacher logits, float32 `[N, num_labels]`, in input order; length-sorted batches; cached when `cache` is given."
-    cfg, texts = make_config(LabelConfig, cfg, **changes), as_inputs(texts)
-    if not texts: return np.zeros((0, teacher.num_labels), np.float32)
-    if teacher.task is not None and get_task(teacher.task).pair != isinstance(texts[0], tuple):
-        raise UserError(f"this is a {teacher.task} teacher; it takes {'sentence pairs' if get_task(teacher.task).pair else 'single sentences'}")
-    (model, tag), cache = labelling_model(teacher, cfg.precision), as_cache(cache)
-    keys = [text_key(t) for t in texts]
-    first = {}                                   # key -> first position: each distinct input once
-    for i, k in enumerate(keys): first.setdefault(k, i)
-    run = lambda ks, desc='teacher': forward_sorted(model, teacher.tokenizer, [texts[first[k]] for k in ks], cfg,
-                                                     teacher.max_length, progress, desc)
+    cfg = make_config(LabelConfig, cfg, **changes)
+    if (job := label_job(teacher, texts, cfg)) is None: return np.zeros((0, teacher.num_labels), np.float32)
+    cache, first = as_cache(cache), job.first
+    run = lambda ks, desc='teacher': forward_sorted(job.model, teacher.tokenizer, job.inputs(ks), cfg, teacher.max_length, progress, desc)
     with _cpu_threads(teacher, cfg, len(first), progress) as threads:
         t0 = time.perf_counter()
         if cache is None: threads.next_shard(); got, todo = dict(zip(first, run(list(first)))), first
         else:
-            fp = teacher.fingerprint + tag
+            fp = teacher.fingerprint + job.tag
             got = cache.load(fp)
             todo = [k for k in first if k not in got]
             cache.hits, cache.misses = len(first) - len(todo), len(todo)
@@ -284,116 +288,9 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
                 chunk = todo[s:s + cfg.chunk_size]
                 threads.next_shard()
                 cache.add(fp, chunk, run(chunk, f'teacher {s // cfg.chunk_size + 1}/{n}'))
-    if stats is not None: stats.update(threads=threads.usual, threads_per_shard=threads.per_shard, rows=len(texts), computed=len(todo),
-                                       seconds=time.perf_counter() - t0, precision=tag.lstrip('-') or 'fp32')
-    return np.stack([got[k] for k in keys]).astype(np.float32, copy=False)
-
-# %% ../nbs/02a_labels.ipynb #c056
-def flops_per_row(config,          # a BERT-family `PretrainedConfig` (hidden_size, intermediate_size, layers)
-                  n_tokens) -> float:  # WordPieces per row (an int or an array: the mean over rows is returned)
-    "Forward FLOPs of a BERT-style encoder, pooler and classifier on one row of `n_tokens` WordPieces."
-    h, ff, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    n = np.asarray(n_tokens, np.float64)
-    layer = 2 * n * (4 * h * h + 2 * h * ff) + 4 * n * n * h   # projections and feed-forward; QKᵀ and AV
-    return float(np.mean(L * layer + 2 * h * h + 2 * h * config.num_labels))
-
-def gemm_gflops(m: int = 2048, k: int = 384, n: int = 1536,   # [m, k] @ [k, n]: a batch's tokens through a feed-forward matrix
-                threads: int | None = None,                  # torch threads (None: as set now)
-                seconds: float = 1.0) -> float:              # how long to measure
-    "The fp32 matrix-multiply rate torch reaches on this CPU now, in GFLOP/s."
-    with torch_threads(threads):
-        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        for _ in range(3): torch.mm(a, b, out=out)
-        it, t0 = 0, time.perf_counter()
-        while (dt := time.perf_counter() - t0) < seconds: torch.mm(a, b, out=out); it += 1
-        return 2 * m * k * n * it / dt / 1e9
-
-def labelling_bound(teacher: Teacher, texts, threads: int | None = None, seconds: float = 1.0) -> dict:
-    "The fp32 ceiling on labelling `texts`: the GEMM rate measured now over the FLOPs of their average row."
-    texts = as_inputs(texts)
-    lens = [len(x) for x in _wordpieces(teacher.tokenizer, texts, teacher.max_length)['input_ids']]
-    c = teacher.model.config
-    g = gemm_gflops(k=c.hidden_size, n=c.intermediate_size, threads=threads, seconds=seconds)
-    f = flops_per_row(c, lens)
-    return dict(threads=threads or torch.get_num_threads(), gemm_gflops=round(g, 1), mean_wordpieces=round(float(np.mean(lens)), 2),
-                gflop_per_row=round(f / 1e9, 4), bound_rows_per_s=round(g * 1e9 / f, 1))
-
-# %% ../nbs/02a_labels.ipynb #c089
-def _top_margin(z):  # each row's top logit minus its second: how close the teacher was to the other class
-    s = np.sort(np.asarray(z), axis=1)
-    return s[:, -1] - s[:, -2]
-
-def _scores(task, y, preds: dict) -> dict:
-    "Each precision's metrics on gold labels `y`, and the accuracy points each costs against fp32."
-    acc = {n: compute_metrics(task, y, p) for n, p in preds.items()}
-    return acc | {f'{n}_cost_points': round(100 * (acc['fp32']['accuracy'] - acc[n]['accuracy']), 3)
-                  for n in preds if n != 'fp32' and 'accuracy' in acc['fp32']}
-
-def bench_label(teacher: Teacher, texts, threads: int | None = None,
-                precisions=('fp32', 'bf16', 'int8'),  # which to time (fp32 always: the others are compared with it)
-                dev=None,                 # (dev texts, labels): also score each precision on them
-                labels=None) -> dict:     # gold labels of `texts`: also score each precision on the timed rows
-    "Labelling rate on `texts` per precision, beside the fp32 GEMM bound measured in the same run, and what each costs."
-    cfg = LabelConfig(threads=threads)
-    res = dict(rows=len(texts), torch=torch.__version__, cpus=os.cpu_count(), cpu=torch.backends.cpu.get_cpu_capability(),
-               loadavg_before=[round(x, 2) for x in os.getloadavg()])
-    runs = {}
-    for name in dict.fromkeys(('fp32', *precisions)):
-        st = {}
-        z = teacher_logits(teacher, texts, cfg, precision=name, progress=False, stats=st)
-        runs[name] = dict(threads=st['threads'], rows_per_s=round(st['computed'] / st['seconds'], 1), logits=z)
-    res['bound'] = labelling_bound(teacher, texts, threads=runs['fp32']['threads'])
-    zf = runs['fp32']['logits']
-    for name, r in runs.items():
-        res[name] = {k: v for k, v in r.items() if k != 'logits'} | {'share_of_bound': round(r['rows_per_s'] / res['bound']['bound_rows_per_s'], 3)}
-        if name != 'fp32':
-            flip = zf.argmax(1) != r['logits'].argmax(1)   # rows whose class changed; how near a tie fp32 had them
-            res[name] |= dict(speedup=round(r['rows_per_s'] / runs['fp32']['rows_per_s'], 2), max_abs_diff=round(float(np.abs(r['logits'] - zf).max()), 4),
-                              argmax_agreement=round(float(1 - flip.mean()), 5), flips=int(flip.sum()),
-                              max_flip_margin=round(float(_top_margin(zf)[flip].max()), 4) if flip.any() else None)
-    if labels is not None and teacher.task is not None:
-        res['sample'] = _scores(teacher.task, np.asarray(labels), {n: r['logits'].argmax(1) for n, r in runs.items()})
-    if dev is not None and teacher.task is not None:
-        dtexts, y = dev
-        res['dev'] = _scores(teacher.task, y, {n: teacher_logits(teacher, dtexts, cfg, precision=n, progress=False).argmax(1) for n in runs})
-    res['loadavg_after'] = [round(x, 2) for x in os.getloadavg()]
-    return res
-
-# %% ../nbs/02a_labels.ipynb #c092
-def _cli_bench_label(args) -> int:
-    from bilstm_kd.data import load_task
-    import random
-    if args.n < 1: raise UserError(f"--n must be >= 1, got {args.n}")
-    if args.threads is not None: check_arg('--threads', args.threads, thread_count)
-    t = load_teacher(args.teacher, task=None if args.teacher else 'sst2')
-    if args.transfer:
-        from datasets import load_from_disk
-        pool = texts_of(load_from_disk(str(args.transfer)))
-        gold = None
-    else:
-        train = load_task('sst2', args.data_dir, verbose=False)['train']
-        pool, gold = texts_of(train), (np.asarray(train['label']) if args.teacher and t.task == 'sst2' else None)   # labelled: score them too
-    idx = random.Random(args.seed).sample(range(len(pool)), min(args.n, len(pool)))
-    texts, labels = [pool[i] for i in idx], (None if gold is None else [gold[i] for i in idx])
-    dev = None
-    if args.teacher and t.task:
-        d = load_task(t.task, args.data_dir, verbose=False)[get_task(t.task).eval_splits[0]]
-        dev = (texts_of(d), np.asarray(d['label']))
-    print(json.dumps(bench_label(t, texts, args.threads, args.precisions, dev, labels)))
-    return 0
-
-@cli_part
-def _cli(sub):
-    "Register `bilstm-kd bench-label`."
-    p = sub.add_parser('bench-label', help="the teacher's labelling rate beside the GEMM bound measured in the same run (JSON)")
-    p.add_argument('--teacher', default=None, help='fine-tuned teacher folder (default: the packaged MiniLM with a fresh head: speed only)')
-    p.add_argument('--transfer', default=None, help="a transfer-set folder to sample rows from (default: SST-2's training sentences)")
-    p.add_argument('--n', type=int, default=5000, help='rows to label')
-    p.add_argument('--threads', type=int, default=None, help='torch threads (default: the cores other processes leave free)')
-    p.add_argument('--precisions', nargs='+', default=['fp32', 'bf16', 'int8'], choices=PRECISIONS, help='precisions to time (fp32 always)')
-    p.add_argument('--seed', type=int, default=0, help='seed of the row sample')
-    p.add_argument('--data-dir', default=None, help='local GLUE folder (default: $BILSTM_KD_DATA, else the hub)')
-    p.set_defaults(func=_cli_bench_label)
+    if stats is not None: stats.update(threads=threads.usual, threads_per_shard=threads.per_shard, rows=len(job.texts), computed=len(todo),
+                                       seconds=time.perf_counter() - t0, precision=job.tag.lstrip('-') or 'fp32')
+    return job.in_order(got)
 
 # %% ../nbs/02a_labels.ipynb #c037
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -12,20 +12,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .core import (RunLayout, cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
+from .core import (RunLayout, size_on_disk, cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
                             add_config_args, config_from_args, hub_offline, positive, set_aside, choose_threads, check_arg,
                             COMMON_CHECKS, replaceable)
 from .data import (main_score, TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of,
                             SELECTION, split_note, CARVED_NOTE)
 from .tokenization import vectors_id, resolve_backbone
-from .teacher import (TeacherConfig, finetune_teacher, load_teacher, process_state, on_main, is_main,
-                               quiet_unless_main, check_shared_folder, TEACHER_MARKER, check_backbone)
-from .labels import LabelConfig, LogitsCache, labelling_bound
+from .teacher import TeacherConfig, finetune_teacher, load_teacher, TEACHER_MARKER, check_backbone
+from .parallel import process_state, on_main, is_main, quiet_unless_main, check_shared_folder
+from .labels import LabelConfig, LogitsCache
 from .augmentation import AugmentConfig
 from .transfer import build_transfer_set, save_transfer_set, label_transfer, load_transfer_set
 from .student import StudentConfig
 from .distillation import DistillConfig, distill
-from .speed import SpeedConfig
+from .speed import SpeedConfig, labelling_bound
 
 # %% auto #0
 __all__ = ['SECTIONS', 'PRESETS', 'STAGES', 'STAGE', 'RUN_MARKS', 'Preset', 'get_preset', 'check_preset', 'Stage', 'Run',
@@ -409,15 +409,12 @@ def run_stage(ledger: Ledger | None, stage: Stage, run: Run, data_fp: str | None
         ledger.records[stage.name] = dict(key=got, task=run.spec.name, threads=threads, seconds=round(time.time() - t0, 1), result=result,
                                           inputs=ledger.inputs(stage, run, data_fp),
                                           outputs={o: file_fingerprint(ledger.out/o) for o in stage.outputs},
-                                          bytes={o: _size(ledger.out/o) for o in stage.outputs},
+                                          bytes={o: size_on_disk(ledger.out/o) for o in stage.outputs},
                                           finished=time.strftime('%Y-%m-%d %H:%M:%S'))
         write_json(ledger.file, ledger.records)   # written last: the stage counts as done only now
         ledger.attempt(stage, None)
         _to_store(ledger, stage, run, got)
     return result
-
-def _size(p: Path) -> int:
-    return p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob('*') if f.is_file())
 
 # %% ../nbs/07_pipeline.ipynb #c065
 def stages_for(targets) -> list:   # stage names, e.g. ('distill',) or ('baseline',)

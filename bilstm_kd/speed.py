@@ -6,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/speed.html.md"""
 
 # %% ../nbs/06a_speed.ipynb #c054
 from __future__ import annotations
-import json, statistics, time
+import json, os, random, statistics, time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -14,18 +14,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .core import cli_part, UserError, Config, positive, make_config, add_config_args, config_from_args, check_arg, torch_threads
-from .data import get_task, load_task, texts_of, clean_text
-from .tokenization import Vocab, tokenize, teacher_tokenizer
+from .core import cli_part, UserError, Config, positive, make_config, add_config_args, config_from_args, check_arg, torch_threads, thread_count
+from .data import get_task, load_task, texts_of, clean_text, compute_metrics
+from .tokenization import Vocab, tokenize, teacher_tokenizer, MAX_LENGTH
 from .teacher import Teacher, load_teacher
+from .labels import LabelConfig, PRECISIONS, teacher_logits, as_inputs, wordpieces
 from .student import (StudentBase, StudentConfig, OnnxStudent, build_student, load_student, quantize_student,
-                               encode as encode_student)
+                               encode as encode_student, PAPER_UNITS, PAPER_EMBED_DIM)
 from .evaluation import Predictor, as_predictor, param_counts
 
 # %% auto #0
 __all__ = ['BERT_SIZES', 'BERT_VOCAB', 'EXACT_STUDENTS', 'SPEED_ROWS', 'random_bert', 'bert_param_count', 'Runner', 'hf_runner',
            'student_runner', 'as_runner', 'measure_speed', 'speed_table', 'with_reference', 'fastest_student',
-           'bench_texts', 'speed_models', 'SpeedConfig', 'bench_speed', 'plot_speed', 'format_rows']
+           'bench_texts', 'speed_models', 'SpeedConfig', 'bench_speed', 'plot_speed', 'flops_per_row', 'gemm_gflops',
+           'labelling_bound', 'bench_label', 'format_rows']
 
 # %% ../nbs/06a_speed.ipynb #c007
 BERT_SIZES = {
@@ -67,7 +69,7 @@ def _split_pairs(texts):   # lone surrogates (no tokenizer can encode them) beco
     if texts and isinstance(texts[0], (tuple, list)): return [[clean_text(t) for t in c] for c in zip(*texts)]
     return [[clean_text(t) for t in texts]]
 
-def hf_runner(name: str, model, tokenizer, max_length: int = 128, note: str = '') -> Runner:
+def hf_runner(name: str, model, tokenizer, max_length: int = MAX_LENGTH, note: str = '') -> Runner:
     "A `Runner` for a 🤗 sequence classifier and its tokenizer."
     dev = next(model.parameters()).device
     def prepare(texts):
@@ -204,7 +206,8 @@ def _paper_student(texts, seed=0):
     vocab = Vocab.build([tokenize(t) for x in texts for t in (x if isinstance(x, (tuple, list)) else (x,))])
     pair = bool(texts) and isinstance(texts[0], (tuple, list))
     torch.manual_seed(seed)
-    return build_student(StudentConfig(vocab_size=len(vocab), embed_dim=300, hidden=150, fc=200, pair=pair), vocab=vocab)
+    hidden, fc = PAPER_UNITS[False]   # the SST-2 student of Table 2, for pairs too
+    return build_student(StudentConfig(vocab_size=len(vocab), embed_dim=PAPER_EMBED_DIM, hidden=hidden, fc=fc, pair=pair), vocab=vocab)
 
 def _student_of(student, texts):
     "(student model, note): a folder, a model, or None for an untrained student of the paper's SST-2 size."
@@ -286,6 +289,110 @@ def plot_speed(rows: list[dict], title: str = 'Time per sentence relative to the
                       template='plotly_white', width=700, height=420)
     return fig
 
+# %% ../nbs/06a_speed.ipynb #c056l
+def flops_per_row(config,          # a BERT-family `PretrainedConfig` (hidden_size, intermediate_size, layers)
+                  n_tokens) -> float:  # WordPieces per row (an int or an array: the mean over rows is returned)
+    "Forward FLOPs of a BERT-style encoder, pooler and classifier on one row of `n_tokens` WordPieces."
+    h, ff, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    n = np.asarray(n_tokens, np.float64)
+    layer = 2 * n * (4 * h * h + 2 * h * ff) + 4 * n * n * h   # projections and feed-forward; QKᵀ and AV
+    return float(np.mean(L * layer + 2 * h * h + 2 * h * config.num_labels))
+
+def gemm_gflops(m: int = 2048, k: int = 384, n: int = 1536,   # [m, k] @ [k, n]: a batch's tokens through a feed-forward matrix
+                threads: int | None = None,                  # torch threads (None: as set now)
+                seconds: float = 1.0) -> float:              # how long to measure
+    "The fp32 matrix-multiply rate torch reaches on this CPU now, in GFLOP/s."
+    with torch_threads(threads):
+        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        for _ in range(3): torch.mm(a, b, out=out)
+        it, t0 = 0, time.perf_counter()
+        while (dt := time.perf_counter() - t0) < seconds: torch.mm(a, b, out=out); it += 1
+        return 2 * m * k * n * it / dt / 1e9
+
+def labelling_bound(teacher: Teacher, texts, threads: int | None = None, seconds: float = 1.0) -> dict:
+    "The fp32 ceiling on labelling `texts`: the GEMM rate measured now over the FLOPs of their average row."
+    texts = as_inputs(texts)
+    lens = [len(x) for x in wordpieces(teacher.tokenizer, texts, teacher.max_length)['input_ids']]
+    c = teacher.model.config
+    g = gemm_gflops(k=c.hidden_size, n=c.intermediate_size, threads=threads, seconds=seconds)
+    f = flops_per_row(c, lens)
+    return dict(threads=threads or torch.get_num_threads(), gemm_gflops=round(g, 1), mean_wordpieces=round(float(np.mean(lens)), 2),
+                gflop_per_row=round(f / 1e9, 4), bound_rows_per_s=round(g * 1e9 / f, 1))
+
+# %% ../nbs/06a_speed.ipynb #c089l
+def _top_margin(z):  # each row's top logit minus its second: how close the teacher was to the other class
+    s = np.sort(np.asarray(z), axis=1)
+    return s[:, -1] - s[:, -2]
+
+def _scores(task, y, preds: dict) -> dict:
+    "Each precision's metrics on gold labels `y`, and the accuracy points each costs against fp32."
+    acc = {n: compute_metrics(task, y, p) for n, p in preds.items()}
+    return acc | {f'{n}_cost_points': round(100 * (acc['fp32']['accuracy'] - acc[n]['accuracy']), 3)
+                  for n in preds if n != 'fp32' and 'accuracy' in acc['fp32']}
+
+def bench_label(teacher: Teacher, texts, threads: int | None = None,
+                precisions=('fp32', 'bf16', 'int8'),  # which to time (fp32 always: the others are compared with it)
+                dev=None,                 # (dev texts, labels): also score each precision on them
+                labels=None) -> dict:     # gold labels of `texts`: also score each precision on the timed rows
+    "Labelling rate on `texts` per precision, beside the fp32 GEMM bound measured in the same run, and what each costs."
+    cfg = LabelConfig(threads=threads)
+    res = dict(rows=len(texts), torch=torch.__version__, cpus=os.cpu_count(), cpu=torch.backends.cpu.get_cpu_capability(),
+               loadavg_before=[round(x, 2) for x in os.getloadavg()])
+    runs = {}
+    for name in dict.fromkeys(('fp32', *precisions)):
+        st = {}
+        z = teacher_logits(teacher, texts, cfg, precision=name, progress=False, stats=st)
+        runs[name] = dict(threads=st['threads'], rows_per_s=round(st['computed'] / st['seconds'], 1), logits=z)
+    res['bound'] = labelling_bound(teacher, texts, threads=runs['fp32']['threads'])
+    zf = runs['fp32']['logits']
+    for name, r in runs.items():
+        res[name] = {k: v for k, v in r.items() if k != 'logits'} | {'share_of_bound': round(r['rows_per_s'] / res['bound']['bound_rows_per_s'], 3)}
+        if name != 'fp32':
+            flip = zf.argmax(1) != r['logits'].argmax(1)   # rows whose class changed; how near a tie fp32 had them
+            res[name] |= dict(speedup=round(r['rows_per_s'] / runs['fp32']['rows_per_s'], 2), max_abs_diff=round(float(np.abs(r['logits'] - zf).max()), 4),
+                              argmax_agreement=round(float(1 - flip.mean()), 5), flips=int(flip.sum()),
+                              max_flip_margin=round(float(_top_margin(zf)[flip].max()), 4) if flip.any() else None)
+    if labels is not None and teacher.task is not None:
+        res['sample'] = _scores(teacher.task, np.asarray(labels), {n: r['logits'].argmax(1) for n, r in runs.items()})
+    if dev is not None and teacher.task is not None:
+        dtexts, y = dev
+        res['dev'] = _scores(teacher.task, y, {n: teacher_logits(teacher, dtexts, cfg, precision=n, progress=False).argmax(1) for n in runs})
+    res['loadavg_after'] = [round(x, 2) for x in os.getloadavg()]
+    return res
+
+# %% ../nbs/06a_speed.ipynb #c092l
+def _cli_bench_label(args) -> int:
+    if args.n < 1: raise UserError(f"--n must be >= 1, got {args.n}")
+    if args.threads is not None: check_arg('--threads', args.threads, thread_count)
+    t = load_teacher(args.teacher, task=None if args.teacher else 'sst2')
+    if args.transfer:
+        from datasets import load_from_disk
+        pool = texts_of(load_from_disk(str(args.transfer)))
+        gold = None
+    else:
+        train = load_task('sst2', args.data_dir, verbose=False)['train']
+        pool, gold = texts_of(train), (np.asarray(train['label']) if args.teacher and t.task == 'sst2' else None)   # labelled: score them too
+    idx = random.Random(args.seed).sample(range(len(pool)), min(args.n, len(pool)))
+    texts, labels = [pool[i] for i in idx], (None if gold is None else [gold[i] for i in idx])
+    dev = None
+    if args.teacher and t.task:
+        d = load_task(t.task, args.data_dir, verbose=False)[get_task(t.task).eval_splits[0]]
+        dev = (texts_of(d), np.asarray(d['label']))
+    print(json.dumps(bench_label(t, texts, args.threads, args.precisions, dev, labels)))
+    return 0
+
+def _add_bench_label(sub):
+    "Add `bilstm-kd bench-label` to argparse subparsers `sub` (the speed chapter's `_cli` calls it)."
+    p = sub.add_parser('bench-label', help="the teacher's labelling rate beside the GEMM bound measured in the same run (JSON)")
+    p.add_argument('--teacher', default=None, help='fine-tuned teacher folder (default: the packaged MiniLM with a fresh head: speed only)')
+    p.add_argument('--transfer', default=None, help="a transfer-set folder to sample rows from (default: SST-2's training sentences)")
+    p.add_argument('--n', type=int, default=5000, help='rows to label')
+    p.add_argument('--threads', type=int, default=None, help='torch threads (default: the cores other processes leave free)')
+    p.add_argument('--precisions', nargs='+', default=['fp32', 'bf16', 'int8'], choices=PRECISIONS, help='precisions to time (fp32 always)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the row sample')
+    p.add_argument('--data-dir', default=None, help='local GLUE folder (default: $BILSTM_KD_DATA, else the hub)')
+    p.set_defaults(func=_cli_bench_label)
+
 # %% ../nbs/06a_speed.ipynb #c026
 def format_rows(rows: list[dict], keys=None) -> str:
     "A plain fixed-width text table of row dicts."
@@ -312,7 +419,7 @@ def _cli_bench(args) -> int:
 
 @cli_part
 def _cli(sub):
-    "Register `bilstm-kd bench-speed` on argparse subparsers `sub`."
+    "Register `bilstm-kd bench-speed` and `bench-label` on argparse subparsers `sub`."
     p = sub.add_parser('bench-speed', help='time student, teacher, BERT-base and BERT-large (Table 2)')
     p.add_argument('--student', default=None, help='student folder (default: untrained paper-size student)')
     p.add_argument('--teacher', default=None, help='teacher folder (default: all-MiniLM-L6-v2 with an untrained head)')
@@ -320,4 +427,5 @@ def _cli(sub):
     p.add_argument('--json', action='store_true', help='print the rows as JSON')
     add_config_args(p, SpeedConfig)
     p.set_defaults(func=_cli_bench)
+    _add_bench_label(sub)
     return sub

@@ -6,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/teacher.html.md"""
 
 # %% ../nbs/02_teacher.ipynb #c071
 from __future__ import annotations
-import json, os, shutil, sys, time
+import json, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,18 +16,17 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from .core import (work_folder, sweep_folder, cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
-                            write_json, read_json, fingerprint, make_config, add_config_args, config_from_args, choose_threads,
+from .core import (tensors_digest, work_folder, sweep_folder, cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
+                            write_json, read_json, fingerprint, make_config, add_config_args, config_from_args,
                             announce, check_manifest, check_out, write_manifest, set_aside)
-from .data import (TaskSpec, get_task, known_task, load_task, compute_metrics, add_data_args, data_fingerprint, DataConfig,
+from .data import (TaskSpec, get_task, known_task, load_task, compute_metrics, add_data_args, data_config, data_fingerprint, DataConfig,
                             SELECTION, selection_split)
-from .tokenization import DEFAULT_TEACHER, resolve_backbone
+from .tokenization import DEFAULT_TEACHER, MAX_LENGTH, resolve_backbone
+from .parallel import launched_processes, process_state, is_main, on_main, quiet_unless_main, process_threads, check_shared_folder
 
 # %% auto #0
 __all__ = ['TEACHER_MARKER', 'TeacherConfig', 'Teacher', 'check_head', 'check_backbone', 'head_order', 'load_teacher',
-           'launched_processes', 'process_state', 'is_main', 'on_main', 'quiet_unless_main', 'process_threads',
-           'check_shared_folder', 'per_process_batch', 'last_good_checkpoint', 'adopt_teacher', 'finetune_teacher',
-           'plot_history']
+           'per_process_batch', 'last_good_checkpoint', 'adopt_teacher', 'finetune_teacher', 'plot_history']
 
 # %% ../nbs/02_teacher.ipynb #c061
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class TeacherConfig(Config):
     epochs: float = 1.0                 # passes over the training set
     lr: tuple[float, ...] = (5e-5,)     # learning rate; several: train each and keep the best on the selection split (paper: 2e-5 3e-5 4e-5 5e-5)
     batch_size: int = 32                # total batch size (split across processes under accelerate)
-    max_length: int = 128               # inputs are truncated to this many WordPieces
+    max_length: int = MAX_LENGTH        # inputs are truncated to this many WordPieces
     warmup: float = 0.1                 # linear warmup, as a fraction of all steps
     weight_decay: float = 0.01          # AdamW weight decay
     eval_steps: float = 0.1             # evaluate and checkpoint every this fraction of training (or every N steps, N >= 1)
@@ -71,16 +70,6 @@ def _tokenizer_fingerprint(tok) -> str:
     spec = backend.to_str() if backend is not None else json.dumps(sorted(tok.get_vocab().items()))
     return fingerprint(type(tok).__name__, spec, str(tok.all_special_tokens))
 
-def _weights_fingerprint(model) -> str:
-    "SHA-256 over every tensor of `model.state_dict()` (names, dtypes, shapes and bytes)."
-    import hashlib
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().to('cpu').contiguous()
-        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b'')
-    return h.hexdigest()
-
 # %% ../nbs/02_teacher.ipynb #c014
 @dataclass
 class Teacher:
@@ -90,7 +79,7 @@ class Teacher:
     task: str | None = None     # GLUE task name, when known
     path: str | None = None     # folder or hub name it was loaded from
     info: dict = field(default_factory=dict)  # contents of `bilstm_kd_teacher.json` (metrics, config)
-    max_length: int = 128       # inputs are truncated to this many tokens
+    max_length: int = MAX_LENGTH  # inputs are truncated to this many tokens
 
     @property
     def label_names(self) -> tuple:
@@ -109,7 +98,7 @@ class Teacher:
         "Content hash of weights + tokenizer + max length; recomputed only after a weight changes."
         version = tuple(p._version for p in self.model.state_dict().values())
         if getattr(self, '_fp', (None, None))[0] != version:
-            fp = fingerprint(_weights_fingerprint(self.model), _tokenizer_fingerprint(self.tokenizer), self.max_length)
+            fp = fingerprint(tensors_digest(self.model.state_dict()), _tokenizer_fingerprint(self.tokenizer), self.max_length)
             self._fp = (version, fp)
         return self._fp[1]
 
@@ -185,7 +174,7 @@ def load_teacher(path_or_name=None,        # teacher folder, hub id, or None for
                  task: str | TaskSpec | None = None,  # task of a bare encoder (sets labels); checked for a teacher folder
                  device: str | None = None,  # 'cpu', 'cuda', ...; default: CUDA when present
                  seed: int = 0,             # seeds a freshly initialised classification head
-                 max_length: int = 128):    # truncation length for inputs
+                 max_length: int = MAX_LENGTH):  # truncation length for inputs
     "Load a `Teacher` (model in eval mode + tokenizer) from a folder, the HF cache, the packaged snapshot or the hub."
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     src = resolve_backbone(path_or_name)
@@ -214,93 +203,6 @@ def load_teacher(path_or_name=None,        # teacher folder, hub id, or None for
                         f"embeddings: its tokenizer files are missing or incomplete; {fix}")
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     return Teacher(model.to(device).eval(), tok, spec.name if spec else None, str(path_or_name or src), info, max_length)
-
-# %% ../nbs/02_teacher.ipynb #c054
-_WORLD_VARS = ('WORLD_SIZE', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'MV2_COMM_WORLD_SIZE')  # torchrun / accelerate, Intel MPI, Open MPI, MVAPICH
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, '').strip().lower() in ('1', 'true', 'yes', 'on')
-
-def launched_processes() -> int:
-    "How many processes the launcher (`accelerate launch`, `torchrun`, `mpirun`) started for this job; 1 without one."
-    for k in _WORLD_VARS:
-        v = os.environ.get(k, '').strip()
-        if v.isdigit(): return max(1, int(v))
-    return 1
-
-def process_state(timeout_h: float = 24.0):   # how long a process may wait for the others (a main-only stage, say)
-    "🤗 Accelerate's `PartialState` when this process is one of several, else None (and nothing is initialised)."
-    if launched_processes() <= 1:
-        if _env_flag('ACCELERATE_USE_CPU') and os.environ.get('MASTER_ADDR'):
-            announce("[accelerate] `accelerate launch --cpu` started one process: accelerate starts several CPU processes "
-                     "only through MPI (add --mpirun_hostfile FILE). Without MPI, `accelerate launch --multi_gpu "
-                     "--num_processes N` (on a machine without GPUs its processes use the CPU) or `torchrun "
-                     "--nproc_per_node N` start N CPU processes; continuing in one process")
-        return None
-    from datetime import timedelta
-    from accelerate import PartialState
-    cpu = _env_flag('ACCELERATE_USE_CPU') or not torch.cuda.is_available()
-    return PartialState(cpu=cpu, timeout=timedelta(hours=timeout_h))
-
-def is_main(state) -> bool:
-    "Is this the main process (always, without a launcher)?"
-    return state is None or state.is_main_process
-
-# %% ../nbs/02_teacher.ipynb #c043
-def on_main(state, fn, *args, **kwargs):
-    "Run `fn` on the main process only; every process gets its result, or raises its `UserError`."
-    if state is None: return fn(*args, **kwargs)
-    from accelerate.utils import broadcast_object_list
-    box = [None]
-    if state.is_main_process:
-        try: box = [('ok', fn(*args, **kwargs))]
-        except UserError as e: box = [('error', str(e))]
-        except BaseException as e: box = [('bug', f'{type(e).__name__}: {e}')]; broadcast_object_list(box); raise
-    broadcast_object_list(box)
-    kind, value = box[0]
-    if kind == 'error': raise UserError(value)
-    if kind == 'bug': raise RuntimeError(f"the main process failed ({value}); see its traceback")
-    return value
-
-@contextmanager
-def quiet_unless_main(state):
-    "Silence stdout and stderr on every process but the main one (messages and progress bars once, not N times)."
-    if is_main(state): yield; return
-    import contextlib, io
-    with open(os.devnull, 'w') as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null): yield
-
-def process_threads(threads: int | None, what: str, state, quiet: bool = False) -> int:
-    "CPU threads: one process chooses from the machine's load; under a launcher each keeps the launcher's unless `threads`."
-    if state is None: return choose_threads(threads, what, quiet=quiet)
-    n = threads or torch.get_num_threads()
-    torch.set_num_threads(n)
-    if not quiet and state.is_main_process:
-        why = 'as asked' if threads else "the launcher's OMP_NUM_THREADS"
-        print(f"[threads] {what}: {n} per process x {state.num_processes} processes ({why})", file=sys.stderr, flush=True)
-    return n
-
-# %% ../nbs/02_teacher.ipynb #c059
-def _touch(p: Path):
-    p.parent.mkdir(parents=True, exist_ok=True); p.touch()
-
-def _sees(p: Path, wait_s: float) -> bool:
-    "Does this process see `p`, allowing a network filesystem's attribute cache `wait_s` seconds to catch up?"
-    end = time.time() + wait_s
-    while not p.is_file() and time.time() < end: time.sleep(1)
-    return p.is_file()
-
-def check_shared_folder(state, folder, wait_s: float = 60) -> None:
-    "Under a multi-machine launch: stop with one line unless every process sees the main process's files in `folder`."
-    if state is None or launched_processes() == int(os.environ.get('LOCAL_WORLD_SIZE', launched_processes())): return
-    import secrets
-    from accelerate.utils import gather_object
-    probe = Path(folder)/f'.bilstm_kd_probe-{on_main(state, secrets.token_hex, 8)}'
-    on_main(state, _touch, probe)
-    seen = gather_object([_sees(probe, wait_s)])
-    on_main(state, probe.unlink, missing_ok=True)
-    if not all(seen):
-        raise UserError(f"{folder} is not on a filesystem every machine shares ({seen.count(False)} of {len(seen)} "
-                        "processes cannot see the main process's files); put --out on a shared filesystem")
 
 # %% ../nbs/02_teacher.ipynb #c051
 def _encode_splits(dd, tok, spec, max_length):
@@ -385,7 +287,7 @@ def _prepare_work(out: Path, identity: dict, resume: bool) -> Path:
 # %% ../nbs/02_teacher.ipynb #c068a
 def _finetune_one(spec, dd, out: Path, cfg: TeacherConfig, identity: dict, progress: bool, resume: bool) -> dict:
     "One fine-tuning run (one learning rate) into `out`, resuming from `.NAME.work/` checkpoints; DDP under a launcher."
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback
     state = process_state()
     work = on_main(state, _prepare_work, out, identity, resume)          # the main process alone touches the folders
@@ -558,7 +460,7 @@ def plot_history(history,            # records (dicts), {run name: records}, or 
 # %% ../nbs/02_teacher.ipynb #c065
 def _cli_teacher(args) -> int:
     cfg = config_from_args(TeacherConfig, args)
-    data = config_from_args(DataConfig, args)
+    data = data_config(args)
     check_out(args.out); resolve_backbone(cfg.model, quiet=True)   # fail fast: a bad --out or --model, before any work
     dd = data.load(args.task, args.data_dir, verbose=not args.json)
     t = finetune_teacher(args.task, args.out, cfg, data=dd, progress=not args.json)
@@ -573,7 +475,7 @@ def _cli(sub):
     p = sub.add_parser('teacher', help='fine-tune a teacher (BERT-family encoder) on a GLUE task')
     add_data_args(p, subsets=True)
     p.add_argument('--out', required=True, help='output folder for the teacher')
-    add_config_args(p, TeacherConfig, skip=('seed',))
+    add_config_args(p, TeacherConfig)   # its --seed: the head, the data order and dropout (the rows: --data-seed)
     p.add_argument('--json', action='store_true', help='print the result as JSON')
     p.set_defaults(func=_cli_teacher)
     return sub

@@ -18,8 +18,8 @@ from .data import clean_text
 
 # %% auto #0
 __all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'CLITIC_RE', 'TOKEN_RE', 'MASK_MODES', 'GLOVE_300D', 'VECTOR_SOURCES',
-           'DEFAULT_TEACHER', 'tokenize', 'Vocab', 'resolve_vectors', 'vectors_id', 'Vectors', 'load_vectors',
-           'refuse_remote_code', 'resolve_backbone', 'teacher_tokenizer']
+           'DEFAULT_TEACHER', 'MAX_LENGTH', 'tokenize', 'Vocab', 'resolve_vectors', 'vectors_id', 'Vectors',
+           'load_vectors', 'refuse_remote_code', 'resolve_backbone', 'teacher_tokenizer']
 
 # %% ../nbs/01_tokenization.ipynb #c046
 PAD, UNK, MASK = '<pad>', '<unk>', '<mask>'   # student vocabulary specials, ids 0, 1, 2
@@ -288,6 +288,7 @@ def load_vectors(vocab: Vocab,          # the vocabulary whose rows to fill
 
 # %% ../nbs/01_tokenization.ipynb #c050
 DEFAULT_TEACHER = 'sentence-transformers/all-MiniLM-L6-v2'   # the default teacher backbone (hub id)
+MAX_LENGTH = 128   # the teacher's inputs are truncated to this many WordPieces (fine-tuning, labelling, timing)
 _MODEL_FILES = ['*.json', '*.txt', '*.model', '*.safetensors']  # what `from_pretrained` reads (weights as safetensors)
 
 def _packaged_minilm() -> Path | None:

@@ -14,11 +14,12 @@ import torch
 
 from .core import (cli_part, UserError, atomic_path, fingerprint, write_json, ensure_dir, add_config_args,
                             config_from_args, make_config, write_manifest, check_manifest, check_out, announce, torch_threads)
-from .data import get_task, load_task, texts_of, add_data_args, DataConfig
+from .data import get_task, load_task, texts_of, add_data_args, data_config, DataConfig
 from .augmentation import AugmentConfig, Augmenter, WORD_RULES, empty_lists
 from .labels import (LabelConfig, LogitsCache, teacher_logits, length_batches, text_key, as_inputs, as_cache,
-                              forward_sorted, labelling_model)
-from .teacher import load_teacher, process_state, on_main, is_main, quiet_unless_main, process_threads
+                              forward_sorted, label_job, wordpieces)
+from .teacher import load_teacher
+from .parallel import process_state, on_main, is_main, quiet_unless_main, process_threads
 
 # %% auto #0
 __all__ = ['TRANSFER_META', 'TRANSFER_COLS', 'pos_rule_for', 'build_transfer_set', 'transfer_meta', 'save_transfer_set',
@@ -131,7 +132,7 @@ def load_transfer_set(path):
 # %% ../nbs/03a_transfer.ipynb #c045
 def augment_cmd(args) -> int:
     "Handler of `bilstm-kd augment`: build, save, print a JSON summary."
-    cfg, data = config_from_args(AugmentConfig, args), config_from_args(DataConfig, args)
+    cfg, data = config_from_args(AugmentConfig, args), data_config(args)
     check_out(args.out)
     t0, st = time.perf_counter(), {}
     train = data.replace(max_eval=1).load(args.task, args.data_dir, verbose=False)['train']
@@ -149,9 +150,7 @@ def augment_cmd(args) -> int:
 # %% ../nbs/03a_transfer.ipynb #c034
 def _my_rows(teacher, texts, cfg: LabelConfig, rank: int, world: int) -> np.ndarray:
     "Rows of `texts` that process `rank` of `world` labels: every `world`-th length-sorted batch, from the `rank`-th."
-    pair = isinstance(texts[0], tuple)
-    enc = teacher.tokenizer(*([list(x) for x in zip(*texts)] if pair else [texts]), truncation=True,
-                            max_length=teacher.max_length, return_attention_mask=False)
+    enc = wordpieces(teacher.tokenizer, texts, teacher.max_length)
     batches = length_batches([len(x) for x in enc['input_ids']], cfg.batch_size, cfg.token_budget(teacher.device))[rank::world]
     return np.concatenate(batches) if batches else np.zeros(0, np.int64)
 
@@ -176,15 +175,11 @@ def label_sharded(state,                  # `process_state()`: the processes tha
                   progress: bool = True) -> np.ndarray:
     "`teacher_logits` shared by several processes: the same logits, in input order, returned on every process."
     from accelerate.utils import broadcast_object_list
-    cfg, texts, main = make_config(LabelConfig, cfg), as_inputs(texts), state.is_main_process
-    if not texts: return np.zeros((0, teacher.num_labels), np.float32)
-    if teacher.task is not None and get_task(teacher.task).pair != isinstance(texts[0], tuple):
-        raise UserError(f"this is a {teacher.task} teacher; it takes {'sentence pairs' if get_task(teacher.task).pair else 'single sentences'}")
-    (model, tag), keys, use_cache = labelling_model(teacher, cfg.precision), [text_key(t) for t in texts], cache is not None
-    first = {}                                   # key -> first position: each distinct input once
-    for i, k in enumerate(keys): first.setdefault(k, i)
-    distinct, cache = list(first), as_cache(cache) if main else None
-    fp = teacher.fingerprint + tag if main and use_cache else None
+    cfg, main = make_config(LabelConfig, cfg), state.is_main_process
+    if (job := label_job(teacher, texts, cfg)) is None: return np.zeros((0, teacher.num_labels), np.float32)
+    use_cache, distinct = cache is not None, list(job.first)
+    cache = as_cache(cache) if main else None
+    fp = teacher.fingerprint + job.tag if main and use_cache else None
     got = cache.load(fp) if cache is not None else {}
     todo = on_main(state, lambda: [j for j, k in enumerate(distinct) if k not in got])
     if cache is not None: cache.hits, cache.misses = len(distinct) - len(todo), len(todo)
@@ -194,11 +189,11 @@ def label_sharded(state,                  # `process_state()`: the processes tha
         if teacher.device.type == 'cpu': process_threads(cfg.threads, 'labelling', state, quiet=not progress)
         for c, s in enumerate(range(0, len(todo), size)):
             chunk = [distinct[j] for j in todo[s:s + size]]
-            z = _label_chunk(state, teacher, model, [texts[first[k]] for k in chunk], cfg, progress,
+            z = _label_chunk(state, teacher, job.model, job.inputs(chunk), cfg, progress,
                              f'teacher {c + 1}/{n} (process 1 of {state.num_processes})')
             if cache is not None: cache.add(fp, chunk, z)
             elif main: got.update(zip(chunk, z))
-    return broadcast_object_list([np.stack([got[k] for k in keys]).astype(np.float32, copy=False) if main else None])[0]
+    return broadcast_object_list([job.in_order(got) if main else None])[0]
 
 # %% ../nbs/03a_transfer.ipynb #c046
 def _save_npy(out, z: np.ndarray):
@@ -243,7 +238,7 @@ def _cli(sub):
                        description='Build and save the transfer set of Tang et al. (2019), §3.3.')
     add_data_args(p, subsets=True)
     p.add_argument('--out', required=True, help='folder to write the transfer set to (save_to_disk)')
-    add_config_args(p, AugmentConfig, skip=('seed',))
+    add_config_args(p, AugmentConfig)   # its --seed: the augmentation's draws (the rows: --data-seed)
     p.set_defaults(func=augment_cmd)
     q = sub.add_parser('label', help="label a transfer set with the teacher's logits")
     q.add_argument('--teacher', required=True, help='teacher folder (bilstm-kd teacher --out)')

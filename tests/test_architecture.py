@@ -5,7 +5,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT/'bilstm_kd'
-STACK = ['core', 'data', 'yourdata', 'tokenization', 'teacher', 'labels', 'augmentation', 'transfer', 'student', 'distillation',
+STACK = ['core', 'parallel', 'data', 'yourdata', 'tokenization', 'teacher', 'labels', 'augmentation', 'transfer', 'student', 'distillation',
          'evaluation', 'speed', 'report', 'serve', 'pipeline', 'course', 'game', 'ablation', 'widgets', 'grading', 'exercises', 'cli']
 
 
@@ -31,18 +31,29 @@ def test_rooms_are_small():
     assert not big, big
 
 
+def package_imports(tree) -> set:
+    "The bilstm_kd modules a module's code imports, relative (`from .core import`) or absolute, at the top or lazily."
+    deps = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level and node.module: deps.add(node.module.split('.')[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or '').startswith('bilstm_kd.'): deps.add(node.module.split('.')[1])
+        elif isinstance(node, ast.Import): deps |= {a.name.split('.')[1] for a in node.names if a.name.startswith('bilstm_kd.')}
+    return deps
+
+
 def test_one_way_stack_counting_lazy_imports():
     "A module imports only modules above it in the stack, also inside functions (no cycles, lazy or not)."
-    bad = []
-    for name, tree in modules().items():
-        for node in ast.walk(tree):
-            deps = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
-                    [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-            for d in deps:
-                if d.startswith('bilstm_kd.') and STACK.index(d.split('.')[1]) >= STACK.index(name): bad.append(f'{name} -> {d}')
+    mods = modules()
+    assert package_imports(mods['student']) >= {'core', 'data', 'tokenization'}   # the scan sees relative imports
+    bad = [f'{name} -> {d}' for name, tree in mods.items() for d in package_imports(tree) if STACK.index(d) >= STACK.index(name)]
     assert not bad, bad
     import bilstm_kd.cli as cli
     assert all(STACK.index(c) < STACK.index('cli') for c in cli.CHAPTERS)   # its dynamic imports too
+
+
+def test_the_student_stands_without_the_teacher_side():
+    "The student (and so a served student) imports neither the teacher nor its labelling: int8 lives in core."
+    assert not package_imports(modules()['student']) & {'teacher', 'labels', 'parallel'}
 
 
 def test_no_public_name_is_defined_twice():
@@ -88,13 +99,21 @@ def test_one_run_loads_the_task_at_most_twice(tmp_path, glue_dir, monkeypatch):
     assert 1 <= len(calls) <= 2, calls
 
 
-def test_adding_a_rule_or_a_loss_is_a_registry_entry():
-    "The registries the chapters extend: the word rules (03) and the distillation losses (05)."
+def test_adding_a_rule_or_a_loss_is_a_registry_entry(monkeypatch):
+    "The registries the chapters extend, read rather than pinned: a loss added to `LOSSES` (05) is a setting and an ablation row."
+    import torch
     from bilstm_kd.augmentation import WORD_RULES, AugmentConfig
-    from bilstm_kd.distillation import LOSSES, DistillConfig
-    assert [r.prob for r in WORD_RULES] == ['p_mask', 'p_pos'] and all(hasattr(AugmentConfig(), r.prob) for r in WORD_RULES)
-    assert set(LOSSES) == {'mse', 'kl', 'hard'}
-    with pytest.raises(Exception, match='loss must be one of mse, kl, hard, ce'): DistillConfig(loss='cosine')
+    from bilstm_kd.distillation import LOSSES, DistillConfig, kd_loss
+    from bilstm_kd.ablation import GRID, _loss_row
+    assert all(hasattr(AugmentConfig(), r.prob) for r in WORD_RULES)            # each rule's probability is a setting
+    assert {s.changes['distill']['loss'] for s in GRID if s.group == 'loss' and 'loss' in s.changes.get('distill', {})} \
+        == set(LOSSES) - {DistillConfig().loss}                                 # the grid reads the registry
+    with pytest.raises(Exception, match=f"loss must be one of {', '.join(LOSSES)}, ce"): DistillConfig(loss='cosine')
+    monkeypatch.setitem(LOSSES, 'l1', lambda z_s, z_t, cfg: (z_s - z_t).abs().mean())   # a throwaway loss: one entry
+    cfg = DistillConfig(loss='l1')                                              # accepted without touching DistillConfig
+    z = torch.tensor([[1.0, -1.0]])
+    assert float(kd_loss(z, z + 2, None, cfg)) == pytest.approx(2.0)
+    assert _loss_row('l1').changes == {'distill': {'loss': 'l1'}} and _loss_row('l1').name == 'l1'
 
 
 def test_notebook_cell_ids_are_unique():

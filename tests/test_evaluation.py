@@ -12,7 +12,8 @@ from bilstm_kd.core import UserError
 from bilstm_kd.data import load_task
 from bilstm_kd.evaluation import (
     OUTCOMES, SplitResult, agreement, as_predictor, centered_logits, compare, evaluate, evaluate_folder, main_score,
-    model_size, outcomes, param_counts, plot_agreement, plot_confusions, plot_logit_scatter, predict_splits, size_on_disk)
+    model_size, outcomes, param_counts, plot_agreement, plot_confusions, plot_logit_scatter, predict_splits)
+from bilstm_kd.core import size_on_disk
 from bilstm_kd.speed import (BERT_SIZES, bench_texts, bert_param_count, measure_speed, random_bert, speed_table, with_reference,
                              student_runner)
 from bilstm_kd.report import PAPER_TABLE1, PAPER_TABLE2, paper_points, paper_ratios, plot_tradeoff, report_html, table1, table2

@@ -179,7 +179,7 @@ a.api-source { float: right; font-size: smaller; }
 @media (max-width: 800px) { nav.site { position: static; width: auto; } body > main { margin-left: 0; } }
 """
 
-UNDER_THE_HOOD = ('core.html', 'course.html', 'exercises.html', 'grading.html', 'cli.html', 'serve.html')   # engineering pages, after the course proper
+UNDER_THE_HOOD = ('core.html', 'parallel.html', 'course.html', 'exercises.html', 'grading.html', 'cli.html', 'serve.html')   # engineering pages, after the course proper
 
 def _chapter_order(pages) -> list:
     "The chapters' pages: the course proper in its numbers' order, then the Under the hood part."
