@@ -156,6 +156,7 @@ def tensors_digest(tensors: dict,     # name -> torch tensor (a `state_dict`, a 
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #c013a
 def size_on_disk(path) -> int:  # a model folder (or one file)
     "Total bytes of the files in `path`."
     p = Path(path)

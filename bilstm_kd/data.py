@@ -20,8 +20,8 @@ __all__ = ['TASKS', 'USER_TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION',
            'known_task', 'get_task', 'resolve_data_dir', 'cache_dir', 'RunPaths', 'decode_text', 'task_features',
            'tsv_rows', 'read_glue_tsv', 'CarvedSplitWarning', 'stratified_indices', 'split_note', 'word_spans',
            'sentence_rows', 'carve_selection', 'selection_split', 'load_task', 'DataConfig', 'data_fingerprint',
-           'task_summary', 'compute_metrics', 'main_score', 'texts_of', 'clean_text', 'own_data', 'task_arg',
-           'add_data_args', 'data_config']
+           'task_summary', 'compute_metrics', 'main_score', 'texts_of', 'clean_text', 'as_inputs', 'own_data',
+           'task_arg', 'add_data_args', 'data_config']
 
 # %% ../nbs/00_data.ipynb #c007
 @dataclass(frozen=True)
@@ -469,6 +469,18 @@ def clean_text(s: str) -> str:
     "`s` with lone surrogates (half of a UTF-16 pair, which no tokenizer can encode) replaced by U+FFFD."
     try: s.encode('utf-8'); return s
     except UnicodeEncodeError: return s.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')
+
+def as_inputs(texts) -> list:  # strings, (a, b) pairs (tuples or lists), or a dataset split
+    "The one normaliser of model inputs: a list of str, or of (str, str) pairs; a mix, or a pair of another length, is a one-line error."
+    if hasattr(texts, 'column_names'): texts = texts_of(texts)
+    texts = list(texts)
+    if not texts: return texts
+    pairs = [isinstance(t, (tuple, list)) for t in texts]
+    if any(pairs) and not all(pairs): raise UserError("inputs mix single texts and pairs; pass all strings or all (text_a, text_b) pairs")
+    if all(pairs):
+        if any(len(t) != 2 for t in texts): raise UserError("pair inputs must be (text_a, text_b) tuples")
+        return [(clean_text(str(a)), clean_text(str(b))) for a, b in texts]
+    return [clean_text(str(t)) for t in texts]
 
 def own_data(name: str) -> bool:
     "Does `--task name` name your own data (a file path or `hub:NAME`) rather than a GLUE task?"

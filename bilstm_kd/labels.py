@@ -17,14 +17,14 @@ import torch
 
 from .core import (CacheLayout, torch_threads, quantize_int8, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
                             config_from_args, choose_threads, ensure_dir, check_arg, CoreMeter)
-from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics
+from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics, as_inputs
 from .tokenization import MASK_TOKEN
 from .teacher import Teacher, load_teacher
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CPU_BATCH_TOKENS', 'LabelConfig', 'length_batches', 'padding_stats', 'fast_precision',
-           'labelling_model', 'as_inputs', 'wordpieces', 'forward_sorted', 'CacheRebuildWarning', 'text_key',
-           'LogitsCache', 'as_cache', 'LabelJob', 'label_job', 'teacher_logits', 'softmax', 'reliability', 'confusion',
+           'labelling_model', 'wordpieces', 'forward_sorted', 'CacheRebuildWarning', 'text_key', 'LogitsCache',
+           'as_cache', 'LabelJob', 'label_job', 'teacher_logits', 'softmax', 'reliability', 'confusion',
            'plot_confusion', 'plot_reliability']
 
 # %% ../nbs/02a_labels.ipynb #c077
@@ -99,18 +99,6 @@ def labelling_model(teacher, precision: str = 'fp32'):  # a `Teacher`; 'fp32', '
     return teacher._int8[1], '-int8'
 
 # %% ../nbs/02a_labels.ipynb #c052
-def as_inputs(texts) -> list:
-    "Normalise `texts` to a list of str or a list of (str, str) pairs."
-    if hasattr(texts, 'column_names'): texts = texts_of(texts)
-    texts = list(texts)
-    if not texts: return texts
-    pairs = [isinstance(t, (tuple, list)) for t in texts]
-    if any(pairs) and not all(pairs): raise UserError("mix of sentences and sentence pairs; pass one kind")
-    if all(pairs):
-        if any(len(t) != 2 for t in texts): raise UserError("pair inputs must be (text_a, text_b) tuples")
-        return [(clean_text(str(a)), clean_text(str(b))) for a, b in texts]
-    return [clean_text(str(t)) for t in texts]
-
 def wordpieces(tokenizer, texts, max_length: int):
     "The tokenizer's encoding of `texts` (sentences or pairs), unpadded, without attention masks."
     pair = isinstance(texts[0], tuple)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from .core import cli_part, UserError, Config, positive, make_config, add_config_args, config_from_args, check_arg, torch_threads, thread_count
-from .data import get_task, load_task, texts_of, clean_text, compute_metrics
+from .data import get_task, load_task, texts_of, clean_text, compute_metrics, as_inputs
 from .tokenization import Vocab, tokenize, teacher_tokenizer, MAX_LENGTH
 from .teacher import Teacher, load_teacher
-from .labels import LabelConfig, PRECISIONS, teacher_logits, as_inputs, wordpieces
+from .labels import LabelConfig, PRECISIONS, teacher_logits, wordpieces
 from .student import (StudentBase, StudentConfig, OnnxStudent, build_student, load_student, quantize_student,
                                encode as encode_student, PAPER_UNITS, PAPER_EMBED_DIM)
 from .evaluation import Predictor, as_predictor, param_counts

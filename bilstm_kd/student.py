@@ -23,7 +23,7 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from .core import (announce, UserError, ConfigError, Config, positive, non_negative, prob, one_of, atomic_path, write_json,
                             read_json, check_arg, write_manifest, check_manifest, quantize_int8)
-from .data import get_task, known_task
+from .data import get_task, known_task, as_inputs
 from .tokenization import Vocab, tokenize, load_vectors, MASK_MODES
 
 # %% ../nbs/04_student.ipynb #c057
@@ -161,10 +161,8 @@ class Encoded:
 def encode(vocab: Vocab,           # the student's Vocab
            texts_or_pairs) -> Encoded:  # list of strings, or list of (text_a, text_b) pairs
     "Tokenize and encode once; `Encoded.batch` pads per batch."
-    items = list(texts_or_pairs)
-    pair = bool(items) and isinstance(items[0], (tuple, list))
-    if any(isinstance(x, (tuple, list)) != pair for x in items):
-        raise UserError("inputs mix single texts and pairs; pass all strings or all (text_a, text_b) pairs")
+    items = as_inputs(texts_or_pairs)   # the one normaliser (00_data): strings, or (a, b) pairs
+    pair = bool(items) and isinstance(items[0], tuple)
     cols = tuple(zip(*items)) if pair else (items,)
     return Encoded(tuple([_ids(vocab, t) for t in col] for col in cols), vocab.pad_index)
 

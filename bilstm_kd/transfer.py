@@ -14,9 +14,9 @@ import torch
 
 from .core import (cli_part, UserError, atomic_path, fingerprint, write_json, ensure_dir, add_config_args,
                             config_from_args, make_config, write_manifest, check_manifest, check_out, announce, torch_threads)
-from .data import get_task, load_task, texts_of, add_data_args, data_config, DataConfig
+from .data import get_task, load_task, texts_of, add_data_args, data_config, DataConfig, as_inputs
 from .augmentation import AugmentConfig, Augmenter, WORD_RULES, empty_lists
-from .labels import (LabelConfig, LogitsCache, teacher_logits, length_batches, text_key, as_inputs, as_cache,
+from .labels import (LabelConfig, LogitsCache, teacher_logits, length_batches, text_key, as_cache,
                               forward_sorted, label_job, wordpieces)
 from .teacher import load_teacher
 from .parallel import process_state, on_main, is_main, quiet_unless_main, process_threads
