@@ -282,9 +282,9 @@ def teacher_logits(teacher: Teacher,          # from `load_teacher` / `finetune_
 
 # %% ../nbs/02a_labels.ipynb #c037
 def softmax(z: np.ndarray) -> np.ndarray:
-    "Row-wise softmax of logits."
-    z = np.asarray(z, np.float64); e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    "Row-wise softmax of logits, in float64 (SciPy's)."
+    from scipy.special import softmax as _softmax
+    return _softmax(np.asarray(z, np.float64), axis=-1)
 
 def reliability(probs: np.ndarray,     # [N, C] class probabilities
                 labels,                # [N] gold label ids
@@ -301,8 +301,9 @@ def reliability(probs: np.ndarray,     # [N, C] class probabilities
     return dict(edges=np.linspace(0, 1, n_bins + 1), confidence=mean_conf, accuracy=acc, count=count, ece=ece)
 
 def confusion(labels, preds, num_labels: int) -> np.ndarray:
-    "Confusion counts: row = gold label, column = prediction."
-    return np.bincount(np.asarray(labels) * num_labels + np.asarray(preds), minlength=num_labels**2).reshape(num_labels, -1)
+    "Confusion counts: row = gold label, column = prediction (scikit-learn's, every class a row even when unseen)."
+    from sklearn.metrics import confusion_matrix
+    return confusion_matrix(np.asarray(labels), np.asarray(preds), labels=np.arange(num_labels))
 
 # %% ../nbs/02a_labels.ipynb #c038
 def plot_confusion(labels, preds, label_names, title='Confusion matrix (dev)'):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 from huggingface_hub import PyTorchModelHubMixin
 
 from .core import (announce, UserError, ConfigError, Config, positive, non_negative, prob, one_of, atomic_path, write_json,
@@ -138,10 +138,9 @@ def _ids(vocab, text):
     return np.asarray(ids if len(ids) else [vocab.unk_index], dtype=np.int64)
 
 def _pad(seqs, pad_index):
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    out = np.full((len(seqs), int(lengths.max())), pad_index, dtype=np.int64)
-    for i, s in enumerate(seqs): out[i, :len(s)] = s
-    return torch.from_numpy(out), torch.from_numpy(lengths)
+    "A batch of int64 id arrays as one padded [B, T] tensor (torch's `pad_sequence`) and their lengths."
+    return (pad_sequence([torch.from_numpy(s) for s in seqs], batch_first=True, padding_value=pad_index),
+            torch.tensor([len(s) for s in seqs], dtype=torch.int64))
 
 @dataclass
 class Encoded:
