@@ -58,7 +58,7 @@ GRID = (
     Setting('augmentation', 'POS replacement only', {'augment': {'p_mask': 0.0, 'p_ng': 0.0}}),
     Setting('augmentation', 'n-gram sampling only', {'augment': {'p_mask': 0.0, 'p_pos': 0.0}}),
     *(Setting('n_iter', f'n_iter {n}', {'augment': {'n_iter': n}}) for n in (1, 4, 10, 20)),
-    *(_loss_row(name) for name in LOSSES if name != DistillConfig().loss),   # every registered loss (05) but the preset's
+    *(_loss_row(name) for name in LOSSES if name != DistillConfig().loss),   # every registered loss (05) but the default, MSE, the reference row
     Setting('loss', 'MSE + CE, α = 0.5', {'distill': {'alpha': 0.5}}),
     Setting('vectors', 'random init', {'student': {'embed_mode': 'rand'}}),
     Setting('vectors', 'GloVe 50-d', {'distill': {'vectors': 'glove-50d'}}),

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import RunLayout, CacheLayout, cli_part, UserError, Config, positive, announce, hub_reachable, hub_offline, ensure_dir, fingerprint, check_arg
+from .core import (RunLayout, CacheLayout, cli_part, UserError, Config, positive, announce, hub_reachable, hub_offline, ensure_dir,
+                            fingerprint, check_arg, config_from_args, COMMON_CHECKS)
 
 # %% auto #0
 __all__ = ['TASKS', 'USER_TASKS', 'MAX_FIELD_CHARS', 'CARVED_NOTE', 'SELECTION', 'HUB_DATASET', 'TaskSpec', 'register_task',
@@ -515,7 +516,6 @@ def add_data_args(p, subsets: bool = False):  # subsets: also the `DataConfig` f
 
 def data_config(args) -> DataConfig:  # the namespace of a command that called `add_data_args(p, subsets=True)`
     "The rows a command uses: its `DataConfig` flags, seeded by `--data-seed` (never by the training `--seed`)."
-    from bilstm_kd.core import config_from_args, COMMON_CHECKS
     cfg = config_from_args(DataConfig, args, skip=('seed',))
     seed = getattr(args, 'data_seed', None)
     return cfg if seed is None else cfg.replace(seed=check_arg('--data-seed', seed, COMMON_CHECKS['seed']))

@@ -140,6 +140,9 @@ def cache(tmp_path, monkeypatch):
     (['augment', '--p-mask', '2'], '--p-mask: must be a probability'),
     (['augment', '--p-mask', '0.7', '--p-pos', '0.7'], 'p_mask + p_pos must be <= 1'),
     (['augment', '--max-train', '0'], '--max-train: must be > 0'),
+    (['teacher', '--data-seed', '-1'], '--data-seed must be in 0..4294967295'),   # the rows' seed ...
+    (['augment', '--seed', '-1'], '--seed: must be in 0..4294967295'),            # ... and the command's own
+    (['distill', '--no-kd', '--seed', str(2**40)], '--seed: must be in 0..4294967295'),
 ])
 def test_a_bad_number_is_one_line_and_nothing_is_written(argv, phrase, tmp_path, glue, cache):
     out = tmp_path/'out'
