@@ -17,7 +17,8 @@ from .speed import plot_speed
 
 # %% auto #0
 __all__ = ['PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'MODEL_NAMES', 'paper_ratios', 'paper_tables', 'table1', 'table2',
-           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'report_markdown', 'seeds_markdown']
+           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'report_markdown', 'seeds_markdown',
+           'speed_markdown']
 
 # %% ../nbs/06b_report.ipynb #c007
 PAPER = 'Tang et al. 2019 (arXiv 1903.12136)'
@@ -233,6 +234,23 @@ def seeds_markdown(reports: list) -> str:  # the `report.json` of runs of one co
     out.append(f"| **mean ± std** | {' | '.join(f'**{m:{fmt}} ± {s:{fmt.lstrip(chr(43))}}**' for m, s, fmt in ms)} |")
     return '\n'.join(out + ['', f"{spec.eval_splits[0]} {spec.main_metric}, {len(reports)} runs of `bilstm-kd run --task {spec.name} "
                                 f"--preset {reports[0]['preset']}`; std is the sample standard deviation."])
+
+# %% ../nbs/06b_report.ipynb #c035b
+def speed_markdown(report: dict) -> str:  # a run's `report.json` with the `speed` rows its evaluate stage measured
+    "The run's speed table as Markdown: batch-1 latency and batch-64 rate of each model, and both as multiples of the reference row."
+    rows = [r for r in report.get('speed') or [] if r.get('latency_ms')]
+    if not rows: raise UserError("this report has no speed rows: its evaluate stage measured none (rerun without --no-speed)")
+    ref = next((r for r in rows if r.get('reference')), rows[0])
+    out = [f"| model | parameters | batch-1 latency | sentences/s at batch 64 | latency × {ref['model']} | time per sentence × {ref['model']} (batch 64) |",
+           '|---|---|---|---|---|---|']
+    for r in rows:
+        lat, tp = r['latency_ms'], r.get('throughput_64')
+        cells = [f"{r['params'] / 1e6:.2f} M", f"{lat:.3g} ms", '' if tp is None else f"{tp:,.1f}",
+                 f"{lat / ref['latency_ms']:,.2f}", '' if not (tp and ref.get('throughput_64')) else f"{ref['throughput_64'] / tp:,.2f}"]
+        out.append(f"| {r['model']}{' (the reference)' if r is ref else ''} | {' | '.join(cells)} |")
+    dev = sorted({r.get('device', 'cpu') for r in rows}); th = sorted({str(r.get('threads')) for r in rows})
+    return '\n'.join(out + ['', f"Measured by the run's evaluate stage on {report.get('date')}, {'/'.join(dev)}, {'/'.join(th)} thread(s); "
+                                 "BERT-base and BERT-large are built from their configs with random weights (their speed does not depend on them)."])
 
 # %% ../nbs/06b_report.ipynb #c022
 def _cli_paper(args) -> int:

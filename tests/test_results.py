@@ -78,3 +78,107 @@ def test_the_time_per_chapter_table_is_the_results_file_rendered():
     part = page[page.index('## Time per chapter'):page.index('## Precompute before class')]
     name = re.search(r'`results/(chapter-times-[\w.-]+\.json)`', part).group(1)
     assert markdown(json.loads((ROOT/'results'/name).read_text())) in part
+
+
+def test_the_readme_speed_table_is_a_results_file_rendered():
+    "The README's speed table is `speed_markdown` of a results file, verbatim."
+    from bilstm_kd.report import speed_markdown
+    readme = (ROOT/'README.md').read_text()
+    rendered = [speed_markdown(json.loads(f.read_text())) for f in run_reports() if json.loads(f.read_text()).get('speed')]
+    assert any(r in readme for r in rendered), 'README.md quotes no speed table as speed_markdown renders a results file'
+    heads = readme.count('| model | parameters | batch-1 latency |')
+    assert heads == sum(r in readme for r in rendered), 'a speed table in README.md is not the rendering of a results file'
+
+
+# --- Every figure in prose has a source -------------------------------------------------------------------------
+# What counts as a figure about a run: an accuracy-like decimal (0.5 to 1, three or four places), a gain in points, a
+# ratio written N×, a time or a rate with its unit. Each must be a number of a results file (at the precision quoted,
+# or as a percentage, or seconds as minutes), a figure of the paper (06b's tables and the ratios it derives), or text
+# that a renderer of results files writes (the mean ± std of seeds, the speed table's multiples).
+import re
+
+FIGURE = re.compile(r"""(?<![\w.,/^-])(?:
+      (?P<acc>0\.\d{3,4})(?![\d%])
+    | (?P<pts>[+−-]?\d+(?:\.\d+)?)(?=\s?points?\b)
+    | (?P<ratio>\d[\d,]*(?:\.\d+)?)(?=×)
+    | (?P<time>\d[\d,]*(?:\.\d+)?)(?=\s?(?P<unit>ms|s|seconds|min|minutes|rows/s|sentences/s|pairs/s)\b)
+    )""", re.X)
+UNIT = {'ms': ('ms', 1), 's': ('s', 1), 'seconds': ('s', 1), 'min': ('s', 1 / 60), 'minutes': ('s', 1 / 60),
+        'rows/s': ('rate', 1), 'sentences/s': ('rate', 1), 'pairs/s': ('rate', 1)}   # a quoted unit: the kind of number it reads, and the scale
+
+
+KIND_OF_KEY = (('s', re.compile(r'second|_s$|runtime')), ('ms', re.compile(r'_ms$')), ('rate', re.compile(r'per_s|throughput')),
+               ('ratio', re.compile(r'ratio|speedup')), ('pts', re.compile(r'points')))
+
+
+def _numbers(o, key='', under=''):
+    "(kind, value) of every number in `o`: a time or rate, a ratio or a gain by its key's name (a stage's seconds by its parent's); any number may be an accuracy-like figure."
+    if isinstance(o, dict): yield from (x for k, v in o.items() for x in _numbers(v, str(k), key))
+    elif isinstance(o, list): yield from (x for v in o for x in _numbers(v, key, under))
+    elif isinstance(o, (int, float)) and not isinstance(o, bool):
+        kinds = {kind for kind, pat in KIND_OF_KEY if pat.search(key)} | ({'s'} if under == 'stages' else set())
+        yield from (('acc', float(o)), *((k, float(o)) for k in kinds))
+
+
+def sources() -> tuple[set, str]:
+    "(kind, value) of every number of the results files and of the paper's tables, and the text the renderers make of the results files."
+    import math, sys
+    from collections import defaultdict
+    from bilstm_kd.report import paper_tables, report_markdown, seeds_markdown, speed_markdown
+    from bilstm_kd.course import builds_markdown
+    sys.path.insert(0, str(ROOT/'tools'))
+    from time_chapters import markdown as times_markdown
+    paper = paper_tables()
+    nums = set(_numbers(paper))
+    nums |= {('ratio', math.floor(r[k])) for r in paper['ratios'] for k in ('time_ratio', 'params_ratio')}   # the paper prints 434.6 as 434×, 97.5 as 98×
+    text, groups = [], defaultdict(list)
+    for f in sorted((ROOT/'results').glob('*.json')):
+        rep = json.loads(f.read_text())
+        nums |= set(_numbers(rep))
+        if f.name.startswith('chapter-times-'): text.append(times_markdown(rep)); continue
+        groups[re.sub(r'-seed\d+$', '', f.stem)].append(rep)
+        if not f.name.startswith('course-pack-'): text.append(report_markdown(rep))
+        if rep.get('speed'): text.append(speed_markdown(rep))
+    for reps in groups.values():
+        if len(reps) > 1: text.append(seeds_markdown(reps))
+        if len(reps) > 1 and all('build' in r for r in reps): text.append(builds_markdown(reps))
+    return nums, '\n'.join(text)
+
+
+def _backed(m, nums, text) -> bool:
+    kind, tok = next((k, v) for k, v in m.groupdict().items() if v and k != 'unit')
+    said = re.escape(tok) + (rf"\s?{re.escape(m['unit'])}\b" if kind == 'time' else r'(?![\d])')   # a time with its unit
+    if re.search(rf'(?<![\d.,]){said}', text): return True
+    x, places = float(tok.replace(',', '').replace('−', '-')), len(tok.split('.')[1]) if '.' in tok else 0
+    if kind == 'time': kind, scale = UNIT[m['unit']]; scales = (scale,)
+    else: scales = (1, 100) if kind == 'pts' else (1,)
+    return any(round(abs(v) * k, places) == abs(x) for kd, v in nums if kd == kind for k in scales)
+
+
+def prose() -> list[tuple[str, str]]:
+    "(where, text) of every markdown cell of the notebooks, and the README."
+    out = [('README.md', (ROOT/'README.md').read_text())]
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        cells = json.loads(nb.read_text())['cells']
+        out += [(f'{nb.name} {c["id"]}', ''.join(c['source'])) for c in cells if c['cell_type'] == 'markdown']
+    return out
+
+
+def unbacked(docs, nums, text) -> list[str]:
+    return [f"{where}: {m.group(0)} in '…{s[max(0, m.start() - 50):m.end() + 10]}…'".replace('\n', ' ')
+            for where, s in docs for m in FIGURE.finditer(s)
+            if not (m['acc'] and not 0.5 <= float(m['acc']) < 1) and not _backed(m, nums, text)]
+
+
+def test_every_figure_in_prose_has_a_source():
+    nums, text = sources()
+    bad = unbacked(prose(), nums, text)
+    assert not bad, f"{len(bad)} figures in prose that no results file backs:\n" + '\n'.join(bad)
+
+
+def test_a_typed_figure_is_caught():
+    nums, text = sources()
+    docs = [('made-up', 'The student reached 0.8911, a gain of +4.37 points, 2.9× faster, in 41 min at 512 rows/s.')]
+    assert len(unbacked(docs, nums, text)) == 5
+    ok = [('quoted', f"The paper's 434× and 1060.48 s; our teacher's {json.loads(run_reports()[0].read_text())['teacher']['metrics']['validation']['accuracy']:.4f}.")]
+    assert unbacked(ok, nums, text) == []
