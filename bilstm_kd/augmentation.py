@@ -13,14 +13,15 @@ from typing import Callable
 
 import numpy as np
 
-from .core import UserError, Config, prob, at_least, one_of, atomic_path, fingerprint, make_config, CacheLayout
+from .core import UserError, ConfigError, Config, prob, at_least, one_of, atomic_path, fingerprint, make_config, CacheLayout
 from .data import cache_dir
 from .tokenization import MASK, MASK_TOKEN, tokenize
 
 # %% auto #0
-__all__ = ['TAGSETS', 'TAGGERS', 'DEFAULT_TAGGER', 'DEFAULT_TAGSET', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR', 'STATUS',
-           'tagger_problem', 'get_tagger', 'pos_tag', 'PosTable', 'Corpus', 'mask_words', 'pos_replace', 'WordRule',
-           'ngram_windows', 'default_n_iter', 'AugmentConfig', 'Draw', 'join_ids', 'draw', 'empty_lists', 'Augmenter']
+__all__ = ['TAGSETS', 'TAGGERS', 'DEFAULT_TAGGER', 'DEFAULT_TAGSET', 'DELETED', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR',
+           'STATUS', 'tagger_problem', 'get_tagger', 'pos_tag', 'PosTable', 'Corpus', 'mask_words', 'pos_replace',
+           'WordRule', 'ngram_windows', 'default_n_iter', 'AugmentConfig', 'Draw', 'join_ids', 'draw', 'empty_lists',
+           'Augmenter']
 
 # %% ../nbs/03_augmentation.ipynb #c067
 TAGSETS = ('penn', 'universal')   # Penn Treebank's 45 tags, or the 12 universal tags
@@ -322,7 +323,10 @@ class WordRule:
     "A per-word rule: it fires on a word when the word's X_i falls in its slice of [0, 1)."
     name: str         # provenance column prefix: `{name}_a` lists the positions it fired on
     prob: str         # the `AugmentConfig` field with its probability
-    apply: Callable   # apply(ids, tags, table, rng) -> new ids of the selected words
+    apply: Callable   # apply(ids, tags, table, rng) -> new ids of the selected words (`DELETED`: drop the word)
+    deletes: bool = False   # the rule drops words (its `apply` returns `DELETED`): the explorer strikes them through
+
+DELETED = -1   # the id a rule's `apply` returns for a word it drops from the sample
 
 WORD_RULES = [WordRule('masked', 'p_mask', mask_words),       # X_i in [0, p_mask)
               WordRule('replaced', 'p_pos', pos_replace)]     # X_i in [p_mask, p_mask + p_pos)
@@ -356,11 +360,13 @@ class AugmentConfig(Config):
     cased: bool = True           # POS-tag each sentence as written (case tells 'US' from 'us'); words are lower-cased after
     originals: bool = True       # include the training rows, with their gold labels
     seed: int = 0                # seed of the only random generator
-    checks = dict(p_mask=prob, p_pos=prob, p_ng=prob, n_iter=at_least(1), tagset=one_of(*TAGSETS),
+    checks = dict(p_ng=prob, n_iter=at_least(1), tagset=one_of(*TAGSETS),
                   tagger=tagger_problem, dedupe=one_of('global', 'example'))
 
     def _validate(self):
-        ps = {r.prob: getattr(self, r.prob) for r in WORD_RULES}
+        ps = {r.prob: getattr(self, r.prob) for r in WORD_RULES}   # every registered rule's probability, read here
+        for k, v in ps.items():
+            if (msg := prob(v)): raise ConfigError(f"{k} {msg}, got {v!r}", k)
         if sum(ps.values()) > 1:
             raise UserError(f"{' + '.join(ps)} must be <= 1 because one draw X_i picks at most one rule, got "
                             f"{' + '.join(map(str, ps.values()))} = {sum(ps.values()):g}; lower one of them")
@@ -379,13 +385,18 @@ class Draw:
     end: np.ndarray        # [S]
 
     def kept(self):
-        "[T] bool: the token survives n-gram sampling."
+        "[T] bool: the token is in the sample: inside its n-gram window and not dropped by a rule (a sample keeps at least one word)."
         s, c = self.corpus.sent, self.corpus
-        return (c.pos >= self.start[s]) & (c.pos < self.end[s])
+        window = (c.pos >= self.start[s]) & (c.pos < self.end[s])
+        keep = window & (self.ids != DELETED)
+        emptied = (np.bincount(s[keep], minlength=len(c)) == 0) & (self.end > self.start)   # every word of the window dropped
+        return keep | (window & emptied[s])
 
     def texts(self, table):
         "The samples as strings: kept words joined by spaces, masks as [MASK] (a pyarrow string array [S])."
-        return join_ids(table, self.ids[self.kept()], np.concatenate([[0], np.cumsum(self.end - self.start)]))
+        keep, c = self.kept(), self.corpus
+        ids = np.where(self.ids == DELETED, c.ids, self.ids)[keep]   # a word kept against its rule (the sample had no other) is itself
+        return join_ids(table, ids, np.concatenate([[0], np.cumsum(np.bincount(c.sent[keep], minlength=len(c)))]))
 
 def join_ids(table: PosTable,    # gives the words of the ids
              ids,                 # flat word ids of all segments

@@ -16,9 +16,10 @@ __all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'COPY_IGNORE', 'CLI_PA
            'ensure_dir', 'replaceable', 'check_out', 'atomic_path', 'write_json', 'read_json', 'set_aside',
            'fingerprint', 'file_fingerprint', 'tensors_digest', 'size_on_disk', 'write_manifest', 'check_manifest',
            'positive', 'seed_range', 'usable_cores', 'thread_count', 'non_negative', 'prob', 'at_least', 'one_of',
-           'check_arg', 'Config', 'make_config', 'add_config_args', 'config_from_args', 'RunLayout', 'work_folder',
-           'sweep_folder', 'checkpoint_path', 'CacheLayout', 'RunLock', 'CoreMeter', 'busy_cores_elsewhere',
-           'choose_threads', 'torch_threads', 'quantize_int8', 'announce', 'hub_offline', 'hub_reachable', 'cli_part']
+           'check_arg', 'added', 'Config', 'make_config', 'add_config_args', 'config_from_args', 'RunLayout',
+           'work_folder', 'sweep_folder', 'checkpoint_path', 'CacheLayout', 'RunLock', 'CoreMeter',
+           'busy_cores_elsewhere', 'choose_threads', 'torch_threads', 'quantize_int8', 'announce', 'hub_offline',
+           'hub_reachable', 'cli_part']
 
 # %% ../nbs/00_core.ipynb #c007
 class UserError(ValueError):
@@ -256,11 +257,14 @@ def check_arg(name: str, v, check=positive, kind=int):
 # %% ../nbs/00_core.ipynb #c019
 COMMON_CHECKS = {'seed': seed_range, 'threads': thread_count}   # every config field of these names obeys them
 
+def added(default):
+    "Declare a config field added after runs exist (`p_new: float = added(0.0)`): at `default` it changes no cache key, so those runs stay cached."
+    return dataclasses.field(default=default, metadata={'added': True})
+
 class Config:
     "Base of the chapter configs: typed, validated dataclasses whose fields become CLI flags."
     checks: typing.ClassVar[dict] = {}   # field -> check(value) -> error phrase or None
     derived: typing.ClassVar[tuple] = () # fields the library fills in (not command-line flags)
-    folded: typing.ClassVar[tuple] = ()  # fields added after runs exist: left out of cache keys while at their default
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -278,10 +282,10 @@ class Config:
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
     def key_dict(self) -> dict:
-        "What a cache key hashes: every field, but a `folded` one only once it leaves its default (old keys stay valid)."
+        "What a cache key hashes: every field, but one declared with `added` only once it leaves its default (old keys stay valid)."
         d, base = self.to_dict(), {f.name: f for f in fields(self)}
         default = lambda k: base[k].default if base[k].default is not dataclasses.MISSING else base[k].default_factory()
-        return {k: v for k, v in d.items() if not (k in self.folded and v == default(k))}
+        return {k: v for k, v in d.items() if not (base[k].metadata.get('added') and v == default(k))}
 
     def replace(self, **changes):
         "A copy with `changes`; an unknown name is a `UserError` listing the valid ones."

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 from huggingface_hub import PyTorchModelHubMixin
 
-from .core import (announce, UserError, ConfigError, Config, positive, non_negative, prob, one_of, atomic_path, write_json,
+from .core import (announce, UserError, ConfigError, Config, added, positive, non_negative, prob, one_of, atomic_path, write_json,
                             read_json, check_arg, write_manifest, check_manifest, quantize_int8)
 from .data import get_task, known_task, as_inputs
 from .tokenization import Vocab, tokenize, load_vectors, MASK_MODES
@@ -45,11 +45,10 @@ class StudentConfig(Config):
     pair: bool = False                # True: siamese model over sentence pairs
     pad_index: int = 0                # id of `<pad>` in the Vocab
     task: str | None = None           # GLUE task the student is trained for, e.g. 'sst2'
-    label_names: tuple | None = None  # class names in label-id order, saved in config.json (your own data's labels)
+    label_names: tuple | None = added(None)  # class names in label-id order, saved in config.json (your own data's labels); added after runs existed
     checks = dict(vocab_size=positive, embed_dim=positive, embed_mode=one_of(*EMBED_MODES), hidden=positive, fc=positive,
                   dropout=prob, mask=one_of(*MASK_MODES), num_labels=positive, pad_index=non_negative)
     derived = ('vocab_size', 'embed_dim', 'num_labels', 'pair', 'pad_index', 'task', 'label_names')   # set by `distill` from the data
-    folded = ('label_names',)   # added after runs existed: at its default it changes no stage key
 
     @property
     def lstm_units(self) -> int: return self.hidden or PAPER_UNITS[self.pair][0]

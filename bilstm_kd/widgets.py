@@ -40,12 +40,15 @@ def sample_html(words: list,          # the source sentence's words
     out, s = (text.split(' ') if text else []), ngram_start if ngram_start >= 0 else 0
     e = ngram_end if ngram_start >= 0 else len(words)
     where = {p: (i, r.name) for i, r in enumerate(WORD_RULES) for p in fired.get(r.name, ())}
+    gone = {p for r in WORD_RULES if r.deletes for p in fired.get(r.name, ()) if s <= p < e}   # words a rule dropped
+    if len(out) == e - s: gone = set()   # ... unless the sample kept them (a rule may not empty a sample)
     spans, n, k = [], {**{r.name: 0 for r in WORD_RULES}, 'dropped': 0}, 0
     for i, w in enumerate(words):
         esc = html.escape(w)
         if not s <= i < e: spans.append(f'<span class="aug-drop" style="{_DROP}">{esc}</span>'); n['dropped'] += 1; continue
         if i in where:
             j, name = where[i]; n[name] += 1
+            if i in gone: spans.append(f'<span class="aug-{name}" style="{rule_style(j)};text-decoration:line-through" title="{name}">{esc}</span>'); continue
             new = html.escape(out[k] if k < len(out) else '')
             spans.append(f'<span class="aug-{name}" style="{rule_style(j)}" title="{name}: {esc}">{new}</span>')
         else: spans.append(esc)

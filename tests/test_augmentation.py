@@ -305,3 +305,37 @@ def test_exercise_checks():
         w, c = zip(*counts[tag].items()); return w[rng.choice(len(w), p=np.array(c) / sum(c))]
     assert check_pos_sampler(sample_word).startswith('Correct')
     assert check_pos_sampler(lambda counts, tag, rng: rng.choice(list(counts[tag]))).startswith('Not quite')
+
+
+def test_a_rule_that_drops_words_needs_only_its_function_entry_and_field(aug):
+    "A throwaway rule that deletes words: a function, a `WORD_RULES` entry and a probability field declared with `added`."
+    import dataclasses
+    from bilstm_kd import augmentation as A
+    from bilstm_kd.core import added
+    from bilstm_kd.widgets import sample_html
+
+    @dataclasses.dataclass(frozen=True)
+    class WithDrop(AugmentConfig):   # as a release that adds the rule would declare its probability
+        p_del: float = added(0.0)
+
+    A.WORD_RULES.append(A.WordRule('deleted', 'p_del', lambda ids, tags, table, rng: np.full_like(ids, A.DELETED), deletes=True))
+    try:
+        e = aug.corpus[0]
+        d = draw(e, aug.table, WithDrop(p_mask=0.0, p_pos=0.0, p_ng=0.0, p_del=0.3), np.random.default_rng(0))
+        assert abs(d.fired['deleted'].mean() - 0.3) < 0.01
+        gone = np.bincount(e.sent[d.fired['deleted']], minlength=len(e))
+        expect = np.where(gone == e.lengths, e.lengths, e.lengths - gone)   # a sample never loses every word
+        assert [len(t.split()) for t in d.texts(aug.table).to_pylist()] == expect.tolist()
+        assert (gone == e.lengths).any() and (gone > 0).sum() > 100       # both cases were drawn
+        with pytest.raises(UserError, match=r'p_del must be a probability'): WithDrop(p_del=1.5)
+        with pytest.raises(UserError, match=r'p_mask \+ p_pos \+ p_del must be <= 1'): WithDrop(p_del=0.9)
+        assert 'p_del' not in WithDrop().key_dict() and WithDrop(p_del=0.1).key_dict()['p_del'] == 0.1   # old runs stay cached
+        tab = aug.run(aug.corpus, WithDrop(p_del=0.2, n_iter=2))
+        assert 'deleted_a' in tab.column_names and sum(map(len, tab['deleted_a'].to_pylist())) > 0
+        html, n = sample_html(['a', 'good', 'film'], 'a film', {'deleted': [1], 'masked': [], 'replaced': []})
+        assert 'line-through' in html and '>good<' in html and n['deleted'] == 1
+        html, _ = sample_html(['good'], 'good', {'deleted': [0], 'masked': [], 'replaced': []})   # kept: its only word
+        assert 'line-through' not in html
+    finally:
+        A.WORD_RULES.pop()
+    assert [r.name for r in WORD_RULES] == ['masked', 'replaced']

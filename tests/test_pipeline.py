@@ -109,16 +109,16 @@ def test_course_pack_command_takes_a_seed_and_a_precision(monkeypatch):
 
 
 def test_a_new_setting_at_its_default_keeps_old_runs_cached(tmp_path, glue_dir):
-    "A field added to a config (declared in `folded`) changes no stage key while at its default; off its default, its stages rerun."
+    "A field added to a config (declared with `added`) changes no stage key while at its default; off its default, its stages rerun."
     import dataclasses
     from bilstm_kd.augmentation import AugmentConfig
+    from bilstm_kd.core import added
     from bilstm_kd.data import DataConfig, RunPaths, data_fingerprint, get_task
     from bilstm_kd.pipeline import Ledger, Run, STAGE, get_preset
 
     @dataclasses.dataclass(frozen=True)
     class Newer(AugmentConfig):   # as if a release added a rule that is off by default
-        p_swap: float = 0.0
-        folded = ('p_swap',)
+        p_swap: float = added(0.0)
 
     dd = DataConfig(max_train=200, max_eval=40).load('sst2', glue_dir, verbose=False)
     p = get_preset('smoke')
