@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import UserError, ConfigError, Config, prob, at_least, one_of, atomic_path, fingerprint, make_config, CacheLayout
+from .core import UserError, ConfigError, Config, added, prob, at_least, one_of, atomic_path, fingerprint, make_config, CacheLayout
 from .data import cache_dir
 from .tokenization import MASK, MASK_TOKEN, tokenize
 
