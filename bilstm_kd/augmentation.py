@@ -16,6 +16,7 @@ import numpy as np
 from .core import UserError, ConfigError, Config, added, prob, at_least, one_of, atomic_path, fingerprint, make_config, CacheLayout
 from .data import cache_dir
 from .tokenization import MASK, MASK_TOKEN, tokenize
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TAGSETS', 'TAGGERS', 'DEFAULT_TAGGER', 'DEFAULT_TAGSET', 'DELETED', 'WORD_RULES', 'N_ITER_SINGLE', 'N_ITER_PAIR',
@@ -225,64 +226,71 @@ class PosTable:
         self._base = np.concatenate([[0], np.cumsum(self.total)[:-1]])
         self._words_pa = None
 
-    @classmethod
-    def build(cls, token_lists, tag_lists):
-        "Count (word, tag) pairs of a tagged corpus."
-        words, ids = _index_words(token_lists)
-        tags = sorted({t for ts in tag_lists for t in ts})
-        tid = {t: i for i, t in enumerate(tags)}
-        return cls.from_ids(words, ids, tags, np.fromiter((tid[t] for ts in tag_lists for t in ts), np.int64))
-
-    @classmethod
-    def from_ids(cls,
-                 words: list,      # id -> word (from `_index_words`)
-                 word_ids,         # flat word id of every corpus token
-                 tags: list,       # id -> tag name
-                 tag_ids):         # flat tag id of every corpus token
-        "Count (word, tag) pairs given as flat id arrays."
-        V = len(words)
-        counts = np.bincount(tag_ids * V + word_ids, minlength=len(tags) * V).reshape(len(tags), V)
-        return cls(words, tags, counts)
-
     def __repr__(self):
         return f'PosTable({len(self.tags)} tags, {int((self.counts > 0).any(0).sum())} words, {int(self.total.sum())} tokens)'
 
-    def encode(self,
-               tokens,    # words of one sentence
-               tags):     # their tags
-        "Word ids and tag ids of one tagged sentence; unseen words and tags are added (they are never drawn)."
-        for w in tokens:
-            if w not in self.word_id: self.word_id[w] = len(self.words); self.words.append(w)
-        for t in tags:
-            if t not in self.tag_id: self.tag_id[t] = len(self.tags); self.tags.append(t)
-        return (np.array([self.word_id[w] for w in tokens], np.int64), np.array([self.tag_id[t] for t in tags], np.int64))
+# %% ../nbs/03_augmentation.ipynb #c017b
+@patch(cls_method=True)
+def build(cls: PosTable, token_lists, tag_lists):
+    "Count (word, tag) pairs of a tagged corpus."
+    words, ids = _index_words(token_lists)
+    tags = sorted({t for ts in tag_lists for t in ts})
+    tid = {t: i for i, t in enumerate(tags)}
+    return cls.from_ids(words, ids, tags, np.fromiter((tid[t] for ts in tag_lists for t in ts), np.int64))
 
-    def vocab(self, tag: str) -> dict:
-        "The words seen with `tag` and their counts, most frequent first."
-        if tag not in self.tag_id or self.tag_id[tag] >= len(self.total): return {}
-        row = self.counts[self.tag_id[tag]]
-        nz = np.nonzero(row)[0]
-        return {self.words[i]: int(row[i]) for i in nz[np.argsort(-row[nz], kind='stable')]}
+@patch(cls_method=True)
+def from_ids(cls: PosTable,
+             words: list,      # id -> word (from `_index_words`)
+             word_ids,         # flat word id of every corpus token
+             tags: list,       # id -> tag name
+             tag_ids):         # flat tag id of every corpus token
+    "Count (word, tag) pairs given as flat id arrays."
+    V = len(words)
+    counts = np.bincount(tag_ids * V + word_ids, minlength=len(tags) * V).reshape(len(tags), V)
+    return cls(words, tags, counts)
 
-    def sample(self,
-               tag_ids,          # tag id per draw
-               rng,              # numpy Generator
-               fallback=None):   # word ids to keep where a tag has no training words (typed text only)
-        "Draw one word id per tag id from that tag's unigram distribution; tags with no words give `fallback`."
-        tag_ids = np.asarray(tag_ids, np.int64)
-        known = tag_ids < len(self.total)
-        t = np.where(known, tag_ids, 0)
-        total = np.where(known, self.total[t], 0)
-        r = rng.integers(0, np.maximum(total, 1))                # r ~ U{0, ..., total_t - 1}
-        j = np.searchsorted(self._cum, self._base[t] + r, side='right')
-        out = self._word[np.minimum(j, len(self._word) - 1)] if len(self._word) else np.zeros_like(tag_ids)
-        return np.where(total > 0, out, tag_ids * 0 if fallback is None else fallback)
+# %% ../nbs/03_augmentation.ipynb #c017c
+@patch
+def encode(self: PosTable,
+           tokens,    # words of one sentence
+           tags):     # their tags
+    "Word ids and tag ids of one tagged sentence; unseen words and tags are added (they are never drawn)."
+    for w in tokens:
+        if w not in self.word_id: self.word_id[w] = len(self.words); self.words.append(w)
+    for t in tags:
+        if t not in self.tag_id: self.tag_id[t] = len(self.tags); self.tags.append(t)
+    return (np.array([self.word_id[w] for w in tokens], np.int64), np.array([self.tag_id[t] for t in tags], np.int64))
 
-    def words_arrow(self):
-        "The words as a pyarrow array (id -> word), to build many samples at once."
-        import pyarrow as pa
-        if self._words_pa is None or len(self._words_pa) != len(self.words): self._words_pa = pa.array(self.words, pa.string())
-        return self._words_pa
+@patch
+def vocab(self: PosTable, tag: str) -> dict:
+    "The words seen with `tag` and their counts, most frequent first."
+    if tag not in self.tag_id or self.tag_id[tag] >= len(self.total): return {}
+    row = self.counts[self.tag_id[tag]]
+    nz = np.nonzero(row)[0]
+    return {self.words[i]: int(row[i]) for i in nz[np.argsort(-row[nz], kind='stable')]}
+
+# %% ../nbs/03_augmentation.ipynb #c017d
+@patch
+def sample(self: PosTable,
+           tag_ids,          # tag id per draw
+           rng,              # numpy Generator
+           fallback=None):   # word ids to keep where a tag has no training words (typed text only)
+    "Draw one word id per tag id from that tag's unigram distribution; tags with no words give `fallback`."
+    tag_ids = np.asarray(tag_ids, np.int64)
+    known = tag_ids < len(self.total)
+    t = np.where(known, tag_ids, 0)
+    total = np.where(known, self.total[t], 0)
+    r = rng.integers(0, np.maximum(total, 1))                # r ~ U{0, ..., total_t - 1}
+    j = np.searchsorted(self._cum, self._base[t] + r, side='right')
+    out = self._word[np.minimum(j, len(self._word) - 1)] if len(self._word) else np.zeros_like(tag_ids)
+    return np.where(total > 0, out, tag_ids * 0 if fallback is None else fallback)
+
+@patch
+def words_arrow(self: PosTable):
+    "The words as a pyarrow array (id -> word), to build many samples at once."
+    import pyarrow as pa
+    if self._words_pa is None or len(self._words_pa) != len(self.words): self._words_pa = pa.array(self.words, pa.string())
+    return self._words_pa
 
 # %% ../nbs/03_augmentation.ipynb #c021
 @dataclass
@@ -476,42 +484,46 @@ class Augmenter:
             self.corpus.append(Corpus(flat[k:k + off[-1]], tids[k:k + off[-1]].astype(np.int64), off)); k += off[-1]
         return self
 
-    def encode(self, texts) -> list:
-        "New text (str or (a, b) pairs), tokenized, tagged and encoded with this table: one `Corpus` per side."
-        if self._tag is None: self._tag = get_tagger(self.tagger, self.tagset, self.spacy_model)
-        out = []
-        for side in _sides(texts):
-            toks, tag_input = _tokens_and_tag_input(side, self.cased)
-            enc = [self.table.encode(t, g) for t, g in zip(toks, self._tag(tag_input))]
-            out.append(Corpus.from_lists([e[0] for e in enc], [e[1] for e in enc]))
-        return out
+# %% ../nbs/03_augmentation.ipynb #c064c
+@patch
+def encode(self: Augmenter, texts) -> list:
+    "New text (str or (a, b) pairs), tokenized, tagged and encoded with this table: one `Corpus` per side."
+    if self._tag is None: self._tag = get_tagger(self.tagger, self.tagset, self.spacy_model)
+    out = []
+    for side in _sides(texts):
+        toks, tag_input = _tokens_and_tag_input(side, self.cased)
+        enc = [self.table.encode(t, g) for t, g in zip(toks, self._tag(tag_input))]
+        out.append(Corpus.from_lists([e[0] for e in enc], [e[1] for e in enc]))
+    return out
 
-    def run(self,
-            corpora: list,                    # one `Corpus` per side (from `encode` or `.corpus`)
-            cfg: AugmentConfig | None = None,  # the recipe (default: the paper's)
-            **changes):                       # changes to `cfg`, e.g. n_iter=3
-        "Every draw of `n_iter` passes, sorted by (source, pass), with provenance and `status` (a pyarrow Table)."
-        import pyarrow as pa
-        cfg, pair = make_config(AugmentConfig, cfg, **changes), len(corpora) == 2
-        n_iter, S, rng = cfg.iterations(pair), len(corpora[0]), np.random.default_rng(cfg.seed)
-        full = [join_ids(self.table, c.ids, c.offsets) for c in corpora]       # originals as the samples write them
-        tables, texts = [], [[] for _ in corpora]
-        for k in range(n_iter):
-            todo = (0, 1) if not pair else ((0,), (1,), (0, 1))[k % 3]       # pairs cycle: a, b, both (§3.3)
-            cols = {}
-            for i, (c, s) in enumerate(zip(corpora, 'ab')):
-                d = draw(c, self.table, cfg, rng) if i in todo else None
-                texts[i].append(d.texts(self.table) if d else full[i])
-                cols.update(_provenance(c, d, s))
-            base = {'source_idx': pa.array(np.arange(S, dtype=np.int64)), 'iter': pa.array(np.full(S, k, np.int32))}
-            if pair: base['side'] = pa.array(np.full(S, ('a', 'b', 'ab')[k % 3]))
-            tables.append(pa.table({**base, **cols}))
-        order = (np.arange(S)[:, None] + S * np.arange(n_iter)[None, :]).ravel()   # (source, pass) order
-        tab = pa.concat_tables(tables).take(pa.array(order))
-        texts = [pa.concat_arrays(t).take(pa.array(order)) for t in texts]
-        status = _status(texts, full, order % S if S else order, cfg.dedupe, cfg.originals)
-        for i, s in reversed(list(enumerate('ab'[:len(corpora)]))): tab = tab.add_column(0, f'text_{s}', texts[i])
-        return tab.append_column('status', pa.DictionaryArray.from_arrays(pa.array(status.astype(np.int8)), pa.array(STATUS)))
+# %% ../nbs/03_augmentation.ipynb #c064d
+@patch
+def run(self: Augmenter,
+        corpora: list,                    # one `Corpus` per side (from `encode` or `.corpus`)
+        cfg: AugmentConfig | None = None,  # the recipe (default: the paper's)
+        **changes):                       # changes to `cfg`, e.g. n_iter=3
+    "Every draw of `n_iter` passes, sorted by (source, pass), with provenance and `status` (a pyarrow Table)."
+    import pyarrow as pa
+    cfg, pair = make_config(AugmentConfig, cfg, **changes), len(corpora) == 2
+    n_iter, S, rng = cfg.iterations(pair), len(corpora[0]), np.random.default_rng(cfg.seed)
+    full = [join_ids(self.table, c.ids, c.offsets) for c in corpora]       # originals as the samples write them
+    tables, texts = [], [[] for _ in corpora]
+    for k in range(n_iter):
+        todo = (0, 1) if not pair else ((0,), (1,), (0, 1))[k % 3]       # pairs cycle: a, b, both (§3.3)
+        cols = {}
+        for i, (c, s) in enumerate(zip(corpora, 'ab')):
+            d = draw(c, self.table, cfg, rng) if i in todo else None
+            texts[i].append(d.texts(self.table) if d else full[i])
+            cols.update(_provenance(c, d, s))
+        base = {'source_idx': pa.array(np.arange(S, dtype=np.int64)), 'iter': pa.array(np.full(S, k, np.int32))}
+        if pair: base['side'] = pa.array(np.full(S, ('a', 'b', 'ab')[k % 3]))
+        tables.append(pa.table({**base, **cols}))
+    order = (np.arange(S)[:, None] + S * np.arange(n_iter)[None, :]).ravel()   # (source, pass) order
+    tab = pa.concat_tables(tables).take(pa.array(order))
+    texts = [pa.concat_arrays(t).take(pa.array(order)) for t in texts]
+    status = _status(texts, full, order % S if S else order, cfg.dedupe, cfg.originals)
+    for i, s in reversed(list(enumerate('ab'[:len(corpora)]))): tab = tab.add_column(0, f'text_{s}', texts[i])
+    return tab.append_column('status', pa.DictionaryArray.from_arrays(pa.array(status.astype(np.int8)), pa.array(STATUS)))
 
 # %% ../nbs/03_augmentation.ipynb #c064b
 def _provenance(c: Corpus, d: Draw | None, side: str) -> dict:

@@ -10,6 +10,7 @@ import argparse, dataclasses, errno, hashlib, json, math, numbers, os, shutil, s
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, MISSING
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'COPY_IGNORE', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full',
@@ -399,40 +400,42 @@ class RunLock:
         self.folder, self.quiet, self.wait, self._f = Path(folder), quiet, wait, None
         self.path, self.clean = self.folder/(name or RunLayout.LOCK), name is None
 
-    def __enter__(self):
-        import fcntl
-        ensure_dir(self.folder, 'run folder')
-        try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)   # never through a link
-        except OSError as e:
-            if e.errno != errno.ELOOP: raise
-            raise UserError(f"{self.path} is a symbolic link; a run's lock is a plain file in its folder: remove the link, "
-                            "or pass another --out (nothing was changed)") from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd); raise UserError(f"{self.path} is not a regular file; remove it, or pass another --out (nothing was changed)")
-        f = os.fdopen(fd, 'r+', errors='replace')   # a damaged lock file is still a lock file
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0); holder = f.read().strip() or 'another process'
-            if not self.wait:
-                f.close()
-                raise UserError(f"{self.folder} is in use by another bilstm-kd run ({holder}); wait for it to finish, "
-                                "or pass another --out") from None
-            if not self.quiet: print(f"waiting for {holder} to release {self.path}", file=sys.stderr, flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0); old = ''.join(c if c.isprintable() else '?' for c in f.read().strip())[:200]
-        if old and not self.quiet: print(f"taking over {self.path}: its last holder ({old}) ended without releasing it", file=sys.stderr)
-        f.seek(0); f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
-        self._f = f
-        for t in [*self.folder.glob('.*.tmp'), *self.folder.glob('*.ckpt/.*.tmp')] if self.clean else []:   # half-writes of a killed holder
-            shutil.rmtree(t, ignore_errors=True) if t.is_dir() else t.unlink(missing_ok=True)
-        return self
-
     def __exit__(self, *exc):
         import fcntl
         if self._f is not None:
             self._f.seek(0); self._f.truncate(); self._f.flush()
             fcntl.flock(self._f, fcntl.LOCK_UN); self._f.close(); self._f = None
+
+# %% ../nbs/00_core.ipynb #c047b
+@patch
+def __enter__(self: RunLock):
+    import fcntl
+    ensure_dir(self.folder, 'run folder')
+    try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)   # never through a link
+    except OSError as e:
+        if e.errno != errno.ELOOP: raise
+        raise UserError(f"{self.path} is a symbolic link; a run's lock is a plain file in its folder: remove the link, "
+                        "or pass another --out (nothing was changed)") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd); raise UserError(f"{self.path} is not a regular file; remove it, or pass another --out (nothing was changed)")
+    f = os.fdopen(fd, 'r+', errors='replace')   # a damaged lock file is still a lock file
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); holder = f.read().strip() or 'another process'
+        if not self.wait:
+            f.close()
+            raise UserError(f"{self.folder} is in use by another bilstm-kd run ({holder}); wait for it to finish, "
+                            "or pass another --out") from None
+        if not self.quiet: print(f"waiting for {holder} to release {self.path}", file=sys.stderr, flush=True)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0); old = ''.join(c if c.isprintable() else '?' for c in f.read().strip())[:200]
+    if old and not self.quiet: print(f"taking over {self.path}: its last holder ({old}) ended without releasing it", file=sys.stderr)
+    f.seek(0); f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
+    self._f = f
+    for t in [*self.folder.glob('.*.tmp'), *self.folder.glob('*.ckpt/.*.tmp')] if self.clean else []:   # half-writes of a killed holder
+        shutil.rmtree(t, ignore_errors=True) if t.is_dir() else t.unlink(missing_ok=True)
+    return self
 
 # %% ../nbs/00_core.ipynb #c028
 class CoreMeter:

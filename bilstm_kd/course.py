@@ -13,7 +13,8 @@ from pathlib import Path
 from .core import CacheLayout, RunLock, COPY_IGNORE, cli_part, UserError, write_json, read_json, announce, hub_offline, hub_reachable, ensure_dir, check_arg, thread_count, COMMON_CHECKS
 from .data import cache_dir, load_task, data_fingerprint, get_task, read_glue_tsv, SELECTION
 from .labels import PRECISIONS
-from .pipeline import PRESETS, run_pipeline, get_preset, preset_dict, package_versions
+from .pipeline import PRESETS, run_pipeline, get_preset, preset_dict
+from .report import package_versions
 
 # %% auto #0
 __all__ = ['COURSE_TASK', 'COURSE_PACK_REPO', 'MANIFEST', 'PACK_SPLITS', 'pack_path', 'is_pack', 'course_preset',

@@ -452,6 +452,7 @@ def compute_metrics(task, labels, preds) -> dict:
         out['macro_f1'] = float(f1_score(y, p, labels=range(spec.num_labels), average='macro', zero_division=0))
     return out
 
+# %% ../nbs/00_data.ipynb #c034b
 def main_score(metrics: dict,               # flat {metric: value}, or {split: {metric: value}} (`evaluate`, a stage's summary)
                task,                        # the task: its main metric is read
                split: str | None = None) -> float:  # which split (default: the task's first dev split, else the first given)
@@ -466,6 +467,7 @@ def texts_of(ds, spec=None):
     if 'text_b' in ds.column_names: return list(zip(ds['text_a'], ds['text_b']))
     return list(ds['text_a'])
 
+# %% ../nbs/00_data.ipynb #c034c
 def clean_text(s: str) -> str:
     "`s` with lone surrogates (half of a UTF-16 pair, which no tokenizer can encode) replaced by U+FFFD."
     try: s.encode('utf-8'); return s

@@ -23,6 +23,7 @@ from .data import get_task, load_task, texts_of, compute_metrics, add_data_args,
 from .tokenization import Vocab, tokenize, load_vectors
 from .teacher import plot_history, load_teacher
 from .student import StudentConfig, StudentBase, Encoded, build_student, encode, save_student, student_device
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['LOSSES', 'mse_logits', 'kl_logits', 'hard_labels', 'ce_labels', 'default_batch_size', 'DistillConfig', 'kd_loss',
@@ -187,39 +188,43 @@ class TrainState:
     stop: bool = False            # early stopping has fired
     ema: dict | None = None       # moving average of the trainable weights (`DistillConfig.ema`), or None
 
-    def save(self, path):
-        "Write the whole state to one safetensors file, atomically."
-        from safetensors.torch import save_file
-        t = {f'model.{k}': v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        t.update({f'best.{k}': v.contiguous() for k, v in (self.best_state or {}).items()})
-        t.update({f'ema.{k}': v.detach().cpu().contiguous() for k, v in (self.ema or {}).items()})
-        opt = self.opt.state_dict()
-        t.update({f'opt.{i}.{k}': v.detach().cpu().reshape(-1) if v.dim() == 0 else v.detach().cpu().contiguous()
-                  for i, s in opt['state'].items() for k, v in s.items()})
-        t['rng.torch'] = torch.get_rng_state()
-        meta = json.dumps({k: getattr(self, k) for k in _SCALARS} | {'param_groups': opt['param_groups'], 'sched': self.sched.state_dict()})
-        with atomic_path(path) as tmp: save_file(t, str(tmp), metadata={'state': meta, 'sha256': tensors_digest(t, meta)})
+# %% ../nbs/05_distillation.ipynb #c083b
+@patch
+def save(self: TrainState, path):
+    "Write the whole state to one safetensors file, atomically."
+    from safetensors.torch import save_file
+    t = {f'model.{k}': v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+    t.update({f'best.{k}': v.contiguous() for k, v in (self.best_state or {}).items()})
+    t.update({f'ema.{k}': v.detach().cpu().contiguous() for k, v in (self.ema or {}).items()})
+    opt = self.opt.state_dict()
+    t.update({f'opt.{i}.{k}': v.detach().cpu().reshape(-1) if v.dim() == 0 else v.detach().cpu().contiguous()
+              for i, s in opt['state'].items() for k, v in s.items()})
+    t['rng.torch'] = torch.get_rng_state()
+    meta = json.dumps({k: getattr(self, k) for k in _SCALARS} | {'param_groups': opt['param_groups'], 'sched': self.sched.state_dict()})
+    with atomic_path(path) as tmp: save_file(t, str(tmp), metadata={'state': meta, 'sha256': tensors_digest(t, meta)})
 
-    def load(self, path):
-        "Restore the state saved in `path` (raises on a corrupt or mismatched file)."
-        from safetensors.torch import load_file
-        from safetensors import safe_open
-        with safe_open(str(path), 'pt') as f: raw = f.metadata()
-        t = load_file(str(path))
-        if raw.get('sha256') != tensors_digest(t, raw['state']): raise ValueError('its content does not match its checksum')
-        meta = json.loads(raw['state'])   # checked before anything is restored
-        part = lambda p: {k[len(p):]: v for k, v in t.items() if k.startswith(p)}
-        self.model.load_state_dict(part('model.'))
-        state = {}
-        for k, v in part('opt.').items():
-            i, name = k.split('.', 1)
-            state.setdefault(int(i), {})[name] = v.reshape(()) if name == 'step' else v
-        self.opt.load_state_dict({'state': state, 'param_groups': meta.pop('param_groups')})
-        self.sched.load_state_dict(meta.pop('sched'))
-        torch.set_rng_state(t['rng.torch'])
-        for k in _SCALARS: setattr(self, k, meta[k])
-        self.best_state = part('best.') or None
-        if self.ema is not None: self.ema = {k: v.to(p.device) for (k, v), p in zip(part('ema.').items(), self.ema.values())}
+# %% ../nbs/05_distillation.ipynb #c083c
+@patch
+def load(self: TrainState, path):
+    "Restore the state saved in `path` (raises on a corrupt or mismatched file)."
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+    with safe_open(str(path), 'pt') as f: raw = f.metadata()
+    t = load_file(str(path))
+    if raw.get('sha256') != tensors_digest(t, raw['state']): raise ValueError('its content does not match its checksum')
+    meta = json.loads(raw['state'])   # checked before anything is restored
+    part = lambda p: {k[len(p):]: v for k, v in t.items() if k.startswith(p)}
+    self.model.load_state_dict(part('model.'))
+    state = {}
+    for k, v in part('opt.').items():
+        i, name = k.split('.', 1)
+        state.setdefault(int(i), {})[name] = v.reshape(()) if name == 'step' else v
+    self.opt.load_state_dict({'state': state, 'param_groups': meta.pop('param_groups')})
+    self.sched.load_state_dict(meta.pop('sched'))
+    torch.set_rng_state(t['rng.torch'])
+    for k in _SCALARS: setattr(self, k, meta[k])
+    self.best_state = part('best.') or None
+    if self.ema is not None: self.ema = {k: v.to(p.device) for (k, v), p in zip(part('ema.').items(), self.ema.values())}
 
 # %% ../nbs/05_distillation.ipynb #c100
 def _schedule(cfg: DistillConfig, n_rows: int, pair: bool):

@@ -20,6 +20,7 @@ from .core import (CacheLayout, torch_threads, quantize_int8, UserError, Config,
 from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics, as_inputs
 from .tokenization import MASK_TOKEN
 from .teacher import Teacher, load_teacher
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CPU_BATCH_TOKENS', 'LabelConfig', 'length_batches', 'padding_stats', 'fast_precision',
@@ -164,32 +165,35 @@ class LogitsCache:
             raise ValueError('shape, dtype or checksum mismatch')
         return keys, logits
 
-    def load(self, fp: str) -> dict:
-        "The key -> logits index of teacher `fp`, read from disk once (corrupt shards removed)."
-        if fp in self._index: return self._index[fp]
-        idx = {}
-        for path in sorted(self._dir(fp).glob('shard-*.npz')):
-            try: keys, logits = self._read_shard(path)
-            except Exception as e:
-                warnings.warn(f"logits cache shard {path} is corrupt or partial ({type(e).__name__}: {e}); "
-                              "removed, its rows will be recomputed", CacheRebuildWarning)
-                path.unlink(missing_ok=True); continue
-            idx.update(zip(map(bytes, keys), logits))
-        self._index[fp] = idx
-        return idx
-
-    def add(self, fp: str, keys: list, logits: np.ndarray):
-        "Persist one chunk atomically, and index it."
-        k = np.frombuffer(b''.join(keys), np.uint8).reshape(len(keys), 16)
-        logits = np.ascontiguousarray(logits, np.float32)
-        d = self._dir(fp); d.mkdir(parents=True, exist_ok=True)
-        digest = self._digest(k, logits)
-        with atomic_path(d/f'shard-{bytes(digest[:8]).hex()}.npz') as tmp:
-            with open(tmp, 'wb') as f: np.savez(f, keys=k, logits=logits, digest=digest)
-        self.load(fp).update(zip(keys, logits))
-
     def __len__(self): return sum(len(v) for v in self._index.values())
     def __repr__(self): return f"LogitsCache({str(self.root)!r}, {len(self)} rows loaded)"
+
+# %% ../nbs/02a_labels.ipynb #c086b
+@patch
+def load(self: LogitsCache, fp: str) -> dict:
+    "The key -> logits index of teacher `fp`, read from disk once (corrupt shards removed)."
+    if fp in self._index: return self._index[fp]
+    idx = {}
+    for path in sorted(self._dir(fp).glob('shard-*.npz')):
+        try: keys, logits = self._read_shard(path)
+        except Exception as e:
+            warnings.warn(f"logits cache shard {path} is corrupt or partial ({type(e).__name__}: {e}); "
+                          "removed, its rows will be recomputed", CacheRebuildWarning)
+            path.unlink(missing_ok=True); continue
+        idx.update(zip(map(bytes, keys), logits))
+    self._index[fp] = idx
+    return idx
+
+@patch
+def add(self: LogitsCache, fp: str, keys: list, logits: np.ndarray):
+    "Persist one chunk atomically, and index it."
+    k = np.frombuffer(b''.join(keys), np.uint8).reshape(len(keys), 16)
+    logits = np.ascontiguousarray(logits, np.float32)
+    d = self._dir(fp); d.mkdir(parents=True, exist_ok=True)
+    digest = self._digest(k, logits)
+    with atomic_path(d/f'shard-{bytes(digest[:8]).hex()}.npz') as tmp:
+        with open(tmp, 'wb') as f: np.savez(f, keys=k, logits=logits, digest=digest)
+    self.load(fp).update(zip(keys, logits))
 
 # %% ../nbs/02a_labels.ipynb #c079
 def as_cache(cache):

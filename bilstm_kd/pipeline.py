@@ -26,13 +26,14 @@ from .transfer import build_transfer_set, save_transfer_set, label_transfer, loa
 from .student import StudentConfig
 from .distillation import DistillConfig, distill
 from .speed import SpeedConfig, labelling_bound
+from .report import package_versions, machine_info, source_commit
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['SECTIONS', 'PRESETS', 'STAGES', 'STAGE', 'RUN_MARKS', 'Preset', 'get_preset', 'check_preset', 'Stage', 'Run',
            'stage_teacher', 'stage_augment', 'stage_label', 'stage_distill', 'stage_baseline', 'evaluate_run',
-           'package_versions', 'build_report', 'stage_report', 'preset_dict', 'Ledger', 'run_stage', 'stages_for',
-           'claim_folder', 'run_pipeline', 'run_seeds', 'section_of', 'rerun_stages', 'preset_from_args',
-           'add_run_args']
+           'build_report', 'stage_report', 'preset_dict', 'Ledger', 'run_stage', 'stages_for', 'claim_folder',
+           'run_pipeline', 'run_seeds', 'section_of', 'rerun_stages', 'preset_from_args', 'add_run_args']
 
 # %% ../nbs/07_pipeline.ipynb #c007
 SECTIONS = {'data': DataConfig, 'teacher': TeacherConfig, 'augment': AugmentConfig, 'label': LabelConfig,
@@ -176,6 +177,7 @@ def stage_label(run: Run) -> dict:
               f"GEMM bound measured now ({out['bound']['bound_rows_per_s']:.0f} rows/s at {out['bound']['gemm_gflops']:.0f} GFLOP/s)", flush=True)
     return out
 
+# %% ../nbs/07_pipeline.ipynb #c067b
 def _student_summary(s) -> dict:
     keep = ('metrics', 'params', 'params_without_embeddings', 'n_train', 'train_seconds', 'sents_per_s', 'best')
     return {k: s.meta.get(k) for k in keep}
@@ -206,30 +208,6 @@ def evaluate_run(run: Run) -> dict:
     write_json(run.layout.eval_file, res)
     return {'written': RunLayout.EVAL}
 
-def package_versions() -> dict:
-    "The versions of the packages a run's numbers depend on (written into its report)."
-    import torch, transformers, datasets, bilstm_kd
-    return {'bilstm_kd': bilstm_kd.__version__, 'python': platform.python_version(), 'torch': torch.__version__,
-            'transformers': transformers.__version__, 'datasets': datasets.__version__}
-
-def _machine() -> dict:
-    import torch
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): cpu = platform.processor() or None
-    return {'cpu': cpu, 'cpu_count': os.cpu_count(), 'gpu': gpu, 'platform': platform.platform()}
-
-def _commit() -> str | None:
-    "The git commit of the library's source ('+dirty' when it has uncommitted changes), or None outside a checkout."
-    import subprocess, bilstm_kd
-    root = Path(bilstm_kd.__file__).resolve().parent
-    git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10)
-    try:
-        head = git('rev-parse', '--short', 'HEAD')
-        if head.returncode: return None
-        return head.stdout.strip() + ('+dirty' if git('status', '--porcelain', '--', '.').stdout.strip() else '')
-    except (OSError, subprocess.SubprocessError): return None
-
 # %% ../nbs/07_pipeline.ipynb #c092
 def build_report(run: Run) -> dict:
     "The run's report: dev metrics of teacher, student and baseline, sizes, speed, stage seconds, versions."
@@ -239,7 +217,7 @@ def build_report(run: Run) -> dict:
     t, s, b = ev['teacher'], ev['student'], ev['baseline']
     seconds = {k: v['seconds'] for k, v in records.items() if k != 'report'}
     rep = dict(task=spec.name, labels=list(spec.label_names), pair=spec.pair, preset=run.preset.name, seed=run.preset.distill.seed, date=time.strftime('%Y-%m-%d'),
-               commit=_commit(), machine=_machine(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
+               commit=source_commit(), machine=machine_info(), settings=preset_dict(run.preset), teacher=t, student=s, baseline=b,
                student_int8=ev.get('student_int8'), student_onnx_int8=ev.get('student_onnx_int8'),
                speed=ev.get('speed', []), transfer=records['augment']['result'], labelling=records['label']['result'],
                stages=seconds, total_seconds=round(sum(seconds.values()), 1), versions=package_versions(),
@@ -308,28 +286,33 @@ class Ledger:
         "The stage's key: its settings and the content of what it reads."
         return fingerprint('bilstm_kd.stage.v2', stage.name, run.spec.key, stage.settings(run.preset), self.inputs(stage, run, data_fp))
 
-    def attempt(self, stage: Stage, key: str | None, threads: int | None = None):
-        "Note that `stage` now runs with `key` on `threads` (key None: it finished), so a later run knows whose work a kill left."
-        self.running = {k: v for k, v in self.running.items() if k != stage.name} | ({stage.name: {'key': key, 'threads': threads}} if key else {})
-        write_json(RunLayout(self.out).running, self.running)
+# %% ../nbs/07_pipeline.ipynb #c090b
+@patch
+def attempt(self: Ledger, stage: Stage, key: str | None, threads: int | None = None):
+    "Note that `stage` now runs with `key` on `threads` (key None: it finished), so a later run knows whose work a kill left."
+    self.running = {k: v for k, v in self.running.items() if k != stage.name} | ({stage.name: {'key': key, 'threads': threads}} if key else {})
+    write_json(RunLayout(self.out).running, self.running)
 
-    def unfinished(self, stage: Stage) -> dict:
-        "The unfinished attempt of `stage` a kill left: {'key', 'threads'} (empty when none)."
-        a = self.running.get(stage.name)
-        return {'key': a, 'threads': None} if isinstance(a, str) else a if isinstance(a, dict) else {}
+@patch
+def unfinished(self: Ledger, stage: Stage) -> dict:
+    "The unfinished attempt of `stage` a kill left: {'key', 'threads'} (empty when none)."
+    a = self.running.get(stage.name)
+    return {'key': a, 'threads': None} if isinstance(a, str) else a if isinstance(a, dict) else {}
 
-    def outputs_ok(self, stage: Stage) -> bool:
-        "Do the stage's outputs exist with the content its record says?"
-        rec = self.records.get(stage.name) or {}
-        return all((self.out/o).exists() and file_fingerprint(self.out/o) == rec.get('outputs', {}).get(o) for o in stage.outputs)
+@patch
+def outputs_ok(self: Ledger, stage: Stage) -> bool:
+    "Do the stage's outputs exist with the content its record says?"
+    rec = self.records.get(stage.name) or {}
+    return all((self.out/o).exists() and file_fingerprint(self.out/o) == rec.get('outputs', {}).get(o) for o in stage.outputs)
 
-    def clear(self, stage: Stage, outputs: bool = True, work: bool = True):
-        "Remove a stage's outputs and/or its hidden work folders (stale after a change of key)."
-        for o in stage.outputs:
-            for p in [self.out/o] * outputs + [*RunLayout(self.out).work(o)] * work:
-                if p.is_symlink(): p.unlink()   # a link is removed, never what it points to
-                elif p.is_dir(): shutil.rmtree(p)
-                elif p.exists(): p.unlink()
+@patch
+def clear(self: Ledger, stage: Stage, outputs: bool = True, work: bool = True):
+    "Remove a stage's outputs and/or its hidden work folders (stale after a change of key)."
+    for o in stage.outputs:
+        for p in [self.out/o] * outputs + [*RunLayout(self.out).work(o)] * work:
+            if p.is_symlink(): p.unlink()   # a link is removed, never what it points to
+            elif p.is_dir(): shutil.rmtree(p)
+            elif p.exists(): p.unlink()
 
 # %% ../nbs/07_pipeline.ipynb #c043
 def _link(src: Path, dst: Path):
@@ -380,6 +363,7 @@ def _verdict(ledger: Ledger, stage: Stage, run: Run, data_fp: str) -> tuple:
     ledger.attempt(stage, key, threads)
     return 'run', key
 
+# %% ../nbs/07_pipeline.ipynb #c074b
 _THREADED = ('teacher', 'distill')   # sections whose result depends on the thread count (labels do not: a test checks)
 
 def _attempt_threads(ledger: Ledger, stage: Stage, run: Run, resumed: bool) -> int | None:
@@ -428,6 +412,7 @@ def stages_for(targets) -> list:   # stage names, e.g. ('distill',) or ('baselin
         if n not in need: need.add(n); todo += [r for r in STAGE[n].reads if r != 'data']
     return [s for s in STAGES if s.name in need]
 
+# %% ../nbs/07_pipeline.ipynb #c065b
 @contextmanager
 def _run_lock(folder: Path, state, quiet: bool):
     "The run folder's `RunLock`, taken by the main process; under a launcher the others share its outcome."
@@ -445,6 +430,7 @@ def _say_processes(state, progress: bool):
           f"{', '.join(s.name for s in STAGES if not s.shared)} run on the main process alone "
           f"(the others wait, and leave after {shared[-1]})", file=sys.stderr, flush=True)
 
+# %% ../nbs/07_pipeline.ipynb #c065d
 RUN_MARKS = RunLayout.MARKS   # a folder holding one of these is a bilstm-kd run folder
 
 def _folder_task(out: Path) -> str | None:
@@ -470,6 +456,7 @@ def claim_folder(out, spec) -> Path:
                         f"{spec.name} (nothing was changed)")
     return out
 
+# %% ../nbs/07_pipeline.ipynb #c065c
 def run_pipeline(task,                      # GLUE task
                  preset='smoke',            # 'smoke', 'mini', 'cpu', 'paper' or a Preset
                  out='runs/run',            # run folder; rerun the same call to resume
@@ -567,6 +554,7 @@ def add_run_args(p):
     for s, cls in SECTIONS.items(): add_config_args(p, cls, prefix=f'{s}_')
     return p
 
+# %% ../nbs/07_pipeline.ipynb #c063b
 def _cli_run(args) -> int:
     if args.seeds is not None:
         r = run_seeds(args.task, preset_from_args(args), args.out, args.seeds, args.data_dir, args.threads,

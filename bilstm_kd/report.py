@@ -6,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/report.html.md"""
 
 # %% ../nbs/06b_report.ipynb #c004
 from __future__ import annotations
-import html, json
+import html, json, os, platform
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from .speed import plot_speed
 # %% auto #0
 __all__ = ['PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'MODEL_NAMES', 'paper_ratios', 'paper_tables', 'table1', 'table2',
            'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'report_markdown', 'seeds_markdown',
-           'speed_markdown']
+           'speed_markdown', 'package_versions', 'machine_info', 'source_commit']
 
 # %% ../nbs/06b_report.ipynb #c007
 PAPER = 'Tang et al. 2019 (arXiv 1903.12136)'
@@ -251,6 +251,32 @@ def speed_markdown(report: dict) -> str:  # a run's `report.json` with the `spee
     dev = sorted({r.get('device', 'cpu') for r in rows}); th = sorted({str(r.get('threads')) for r in rows})
     return '\n'.join(out + ['', f"Measured by the run's evaluate stage on {report.get('date')}, {'/'.join(dev)}, {'/'.join(th)} thread(s); "
                                  "BERT-base and BERT-large are built from their configs with random weights (their speed does not depend on them)."])
+
+# %% ../nbs/06b_report.ipynb #c035f
+def package_versions() -> dict:
+    "The versions of the packages a run's numbers depend on (written into its report)."
+    import torch, transformers, datasets, bilstm_kd
+    return {'bilstm_kd': bilstm_kd.__version__, 'python': platform.python_version(), 'torch': torch.__version__,
+            'transformers': transformers.__version__, 'datasets': datasets.__version__}
+
+def machine_info() -> dict:
+    "The machine a run ran on: CPU model, core count, GPU (None without one), platform."
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): cpu = platform.processor() or None
+    return {'cpu': cpu, 'cpu_count': os.cpu_count(), 'gpu': gpu, 'platform': platform.platform()}
+
+def source_commit() -> str | None:
+    "The git commit of the library's source ('+dirty' when it has uncommitted changes), or None outside a checkout."
+    import subprocess, bilstm_kd
+    root = Path(bilstm_kd.__file__).resolve().parent
+    git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10)
+    try:
+        head = git('rev-parse', '--short', 'HEAD')
+        if head.returncode: return None
+        return head.stdout.strip() + ('+dirty' if git('status', '--porcelain', '--', '.').stdout.strip() else '')
+    except (OSError, subprocess.SubprocessError): return None
 
 # %% ../nbs/06b_report.ipynb #c022
 def _cli_paper(args) -> int:

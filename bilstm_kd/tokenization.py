@@ -15,6 +15,7 @@ import numpy as np
 
 from .core import UserError, atomic_path, announce, hub_offline, hub_reachable, file_fingerprint, fingerprint
 from .data import clean_text
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PAD', 'UNK', 'MASK', 'MASK_TOKEN', 'CLITIC_RE', 'TOKEN_RE', 'MASK_MODES', 'GLOVE_300D', 'VECTOR_SOURCES',
@@ -78,39 +79,60 @@ class Vocab:
     @property
     def mask_index(self): return self.stoi[MASK]
 
-    def lookup_indices(self, tokens): return [self.stoi.get(t, self.default_index) for t in tokens]
-    def lookup_tokens(self, ids): return [self.itos[i] for i in ids]
-    def get_itos(self): return list(self.itos)
-    def get_stoi(self): return dict(self.stoi)
-    def get_default_index(self): return self.default_index
-    def set_default_index(self, i): self.default_index = i
+# %% ../nbs/01_tokenization.ipynb #c048b
+@patch
+def lookup_indices(self: Vocab, tokens): return [self.stoi.get(t, self.default_index) for t in tokens]
 
-    def encode(self, text_or_tokens) -> list[int]:
-        "Ids of a string (tokenized first) or of a token list."
-        toks = tokenize(text_or_tokens) if isinstance(text_or_tokens, str) else text_or_tokens
-        return self.lookup_indices(toks)
-    def decode(self, ids) -> str:
-        "Space-joined tokens, padding dropped."
-        return ' '.join(self.itos[i] for i in ids if i != self.pad_index)
+@patch
+def lookup_tokens(self: Vocab, ids): return [self.itos[i] for i in ids]
 
-    def to_dict(self): return {'itos': self.itos, 'counts': self.counts, 'default_index': self.default_index, 'mask': self.mask}
-    @classmethod
-    def from_dict(cls, d):
-        v = cls(d['itos'], d.get('counts'), d.get('mask', 'own')); v.default_index = d.get('default_index', v.default_index); return v
-    def save(self, path):
-        "Write the vocabulary as JSON (atomically)."
-        with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(self.to_dict(), ensure_ascii=False))
-    @classmethod
-    def load(cls, path):
-        "Read a vocabulary saved with `save`."
-        fix = 'rebuild the student with `bilstm-kd distill`'
-        try: d = json.loads(Path(path).read_text(encoding='utf-8'))
-        except FileNotFoundError: raise UserError(f"{path} not found; a student folder must contain vocab.json") from None
-        except (OSError, ValueError) as e: raise UserError(f"{path} is not a bilstm_kd vocabulary (corrupt or unreadable: {type(e).__name__}); {fix}") from None
-        if not isinstance(d, dict) or not isinstance(d.get('itos'), list) or not all(isinstance(t, str) for t in d['itos']):
-            raise UserError(f"{path} is not a bilstm_kd vocabulary (no list of words under 'itos'); {fix}")
-        try: return cls.from_dict(d)
-        except (ValueError, TypeError) as e: raise UserError(f"{path} is not a bilstm_kd vocabulary ({e}); {fix}") from None
+@patch
+def get_itos(self: Vocab): return list(self.itos)
+
+@patch
+def get_stoi(self: Vocab): return dict(self.stoi)
+
+@patch
+def get_default_index(self: Vocab): return self.default_index
+
+@patch
+def set_default_index(self: Vocab, i): self.default_index = i
+
+@patch
+def encode(self: Vocab, text_or_tokens) -> list[int]:
+    "Ids of a string (tokenized first) or of a token list."
+    toks = tokenize(text_or_tokens) if isinstance(text_or_tokens, str) else text_or_tokens
+    return self.lookup_indices(toks)
+
+@patch
+def decode(self: Vocab, ids) -> str:
+    "Space-joined tokens, padding dropped."
+    return ' '.join(self.itos[i] for i in ids if i != self.pad_index)
+
+# %% ../nbs/01_tokenization.ipynb #c048c
+@patch
+def to_dict(self: Vocab): return {'itos': self.itos, 'counts': self.counts, 'default_index': self.default_index, 'mask': self.mask}
+
+@patch(cls_method=True)
+def from_dict(cls: Vocab, d):
+    v = cls(d['itos'], d.get('counts'), d.get('mask', 'own')); v.default_index = d.get('default_index', v.default_index); return v
+
+@patch
+def save(self: Vocab, path):
+    "Write the vocabulary as JSON (atomically)."
+    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(self.to_dict(), ensure_ascii=False))
+
+@patch(cls_method=True)
+def load(cls: Vocab, path):
+    "Read a vocabulary saved with `save`."
+    fix = 'rebuild the student with `bilstm-kd distill`'
+    try: d = json.loads(Path(path).read_text(encoding='utf-8'))
+    except FileNotFoundError: raise UserError(f"{path} not found; a student folder must contain vocab.json") from None
+    except (OSError, ValueError) as e: raise UserError(f"{path} is not a bilstm_kd vocabulary (corrupt or unreadable: {type(e).__name__}); {fix}") from None
+    if not isinstance(d, dict) or not isinstance(d.get('itos'), list) or not all(isinstance(t, str) for t in d['itos']):
+        raise UserError(f"{path} is not a bilstm_kd vocabulary (no list of words under 'itos'); {fix}")
+    try: return cls.from_dict(d)
+    except (ValueError, TypeError) as e: raise UserError(f"{path} is not a bilstm_kd vocabulary ({e}); {fix}") from None
 
 # %% ../nbs/01_tokenization.ipynb #c039
 GLOVE_300D = 'sentence-transformers/average_word_embeddings_glove.6B.300d'   # hub repo of GloVe 6B 300-d

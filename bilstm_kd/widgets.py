@@ -18,6 +18,7 @@ from .teacher import Teacher, load_teacher
 from .labels import teacher_logits
 from .augmentation import AugmentConfig, Augmenter, WORD_RULES, STATUS
 from .evaluation import as_predictor, predict_splits, centered_logits
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['rule_style', 'sample_html', 'samples_html', 'logits_fn', 'AugmentExplorer', 'unk_words', 'outcome_masks', 'Explorer',
@@ -125,19 +126,22 @@ class AugmentExplorer:
                               self.out_logits, self.out_lengths])
         self.render()
 
-    @property
-    def controls(self): return [self.example, self.typed, *self.knobs.values()]
+# %% ../nbs/08_widgets.ipynb #c036b
+@patch(as_prop=True)
+def controls(self: AugmentExplorer): return [self.example, self.typed, *self.knobs.values()]
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+@patch
+def _ipython_display_(self: AugmentExplorer):
+    from IPython.display import display
+    display(self.widget)
 
-    def current(self):
-        "The example being explored: typed text if any, else the chosen training example."
-        t = self.typed.value.strip()
-        if not t: return self.texts[self.example.value]
-        if self.pair: a, _, b = t.partition('|||'); return (a.strip(), b.strip())
-        return t
+@patch
+def current(self: AugmentExplorer):
+    "The example being explored: typed text if any, else the chosen training example."
+    t = self.typed.value.strip()
+    if not t: return self.texts[self.example.value]
+    if self.pair: a, _, b = t.partition('|||'); return (a.strip(), b.strip())
+    return t
 
 # %% ../nbs/08_widgets.ipynb #c014
 def _render(self):
@@ -263,11 +267,14 @@ class Explorer:
             self.text_b.value = b; self.text.value = a
         if self.texts: self.goto(0)
 
-    def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
+# %% ../nbs/08_widgets.ipynb #c026b
+@patch
+def _repr_mimebundle_(self: Explorer, **kw): return self.widget._repr_mimebundle_(**kw)
 
-    def _input(self):
-        a = self.text.value.strip()
-        return (a, self.text_b.value.strip()) if self.pair else a
+@patch
+def _input(self: Explorer):
+    a = self.text.value.strip()
+    return (a, self.text_b.value.strip()) if self.pair else a
 
 # %% ../nbs/08_widgets.ipynb #c028
 def _show_input(self):

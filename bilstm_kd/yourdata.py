@@ -15,6 +15,7 @@ import numpy as np
 from .core import UserError, announce, hub_offline, hub_reachable
 from .data import (TaskSpec, TASKS, USER_TASKS, register_task, get_task, task_features, own_data, decode_text,
                             tsv_rows, SELECTION)
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FORMATS', 'OWN_FLAGS', 'Columns', 'label_text', 'label_order', 'FileLoader', 'task_name', 'task_from_file',
@@ -198,27 +199,31 @@ class HubLoader(FileLoader):
                                 ".parquet file and pass that to --task") from None
         return self._raw
 
-    def hub_columns(self, split) -> dict:
-        "One hub split's columns through `Columns.read`: a ClassLabel's ids become its names."
-        ds = self.fetch()[split]
-        label = ds.features.get(self.columns.label)
-        names = getattr(label, 'names', None)
-        keep = [c for c in (self.columns.text, self.columns.text_b, self.columns.label) if c in ds.column_names]
-        rows = [(i + 1, {**r, self.columns.label: names[r[self.columns.label]] if names and r.get(self.columns.label, -1) is not None
-                          and r[self.columns.label] >= 0 else r.get(self.columns.label)})
-                for i, r in enumerate(ds.select_columns(keep).to_list())]
-        return self.columns.read(f'hub:{self.train} {split}', ds.column_names, rows, split)
+# %% ../nbs/11_your_task.ipynb #c043b
+@patch
+def hub_columns(self: HubLoader, split) -> dict:
+    "One hub split's columns through `Columns.read`: a ClassLabel's ids become its names."
+    ds = self.fetch()[split]
+    label = ds.features.get(self.columns.label)
+    names = getattr(label, 'names', None)
+    keep = [c for c in (self.columns.text, self.columns.text_b, self.columns.label) if c in ds.column_names]
+    rows = [(i + 1, {**r, self.columns.label: names[r[self.columns.label]] if names and r.get(self.columns.label, -1) is not None
+                      and r[self.columns.label] >= 0 else r.get(self.columns.label)})
+            for i, r in enumerate(ds.select_columns(keep).to_list())]
+    return self.columns.read(f'hub:{self.train} {split}', ds.column_names, rows, split)
 
-    def columns_of(self, path, split) -> dict:
-        return self.hub_columns('train') if Path(path) == self.train else super().columns_of(path, split)
+@patch
+def columns_of(self: HubLoader, path, split) -> dict:
+    return self.hub_columns('train') if Path(path) == self.train else FileLoader.columns_of(self, path, split)
 
-    def load(self) -> tuple[dict, dict]:
-        raw = self.fetch()
-        have, files = {'train': self.dataset(self.columns_of(self.train, 'train'), f'hub:{self.train}', 'train')}, {'train': PurePath(f'hub:{self.train} train')}
-        dev = next((s for s in ('validation', 'dev') if s in raw), None)
-        if dev: have['validation'] = self.dataset(self.hub_columns(dev), f'hub:{self.train} {dev}', 'validation')
-        files['validation'] = PurePath(f'hub:{self.train} {dev or "train"}')
-        return have, files
+@patch
+def load(self: HubLoader) -> tuple[dict, dict]:
+    raw = self.fetch()
+    have, files = {'train': self.dataset(self.columns_of(self.train, 'train'), f'hub:{self.train}', 'train')}, {'train': PurePath(f'hub:{self.train} train')}
+    dev = next((s for s in ('validation', 'dev') if s in raw), None)
+    if dev: have['validation'] = self.dataset(self.hub_columns(dev), f'hub:{self.train} {dev}', 'validation')
+    files['validation'] = PurePath(f'hub:{self.train} {dev or "train"}')
+    return have, files
 
 # %% ../nbs/11_your_task.ipynb #c043a
 def task_from_hub(source: str,                # 'hub:NAME' or 'hub:NAME:CONFIG'
