@@ -10,7 +10,7 @@ import dataclasses, json, re, sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import cli_part, UserError, RunLock, RunLayout, write_json, read_json
+from .core import log, cli_part, UserError, RunLock, RunLayout, write_json, read_json
 from .data import get_task, main_score, SELECTION
 from .pipeline import Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict
 from .distillation import LOSSES, DistillConfig
@@ -111,7 +111,7 @@ def ablate(task,                     # GLUE task
         res = dict(task=spec.name, preset=p.name, metric=f'{SELECTION}/{spec.main_metric}',   # choices read it, never dev
                    settings=preset_dict(p), rows=[])
         for i, s in enumerate(todo):
-            if progress: print(f'[ablate] {i + 1}/{len(todo)} {s.group}: {s.name}', flush=True)
+            if progress: log.info(f'[ablate] {i + 1}/{len(todo)} {s.group}: {s.name}')
             res['rows'].append(run_row(s, spec, p, out, data_dir, threads, progress, cache))
             write_json(out/RunLayout.ABLATION, res)
         write_html(res, out/'ablation.html')

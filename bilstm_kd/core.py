@@ -6,15 +6,15 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c004
 from __future__ import annotations
-import argparse, dataclasses, errno, hashlib, json, math, numbers, os, shutil, socket, stat, sys, tempfile, time, typing
+import argparse, dataclasses, errno, hashlib, json, logging, math, numbers, os, shutil, socket, stat, sys, tempfile, time, typing
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, MISSING
 from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'COPY_IGNORE', 'CLI_PARTS', 'UserError', 'ConfigError', 'disk_full',
-           'ensure_dir', 'replaceable', 'check_out', 'atomic_path', 'write_json', 'read_json', 'set_aside',
+__all__ = ['log', 'FILES_MANIFEST', 'SEED_MAX', 'COMMON_CHECKS', 'COPY_IGNORE', 'CLI_PARTS', 'UserError', 'ConfigError',
+           'disk_full', 'ensure_dir', 'replaceable', 'check_out', 'atomic_path', 'write_json', 'read_json', 'set_aside',
            'fingerprint', 'file_fingerprint', 'tensors_digest', 'size_on_disk', 'write_manifest', 'check_manifest',
            'positive', 'seed_range', 'usable_cores', 'thread_count', 'non_negative', 'prob', 'at_least', 'one_of',
            'check_arg', 'added', 'Config', 'make_config', 'add_config_args', 'config_from_args', 'RunLayout',
@@ -30,6 +30,20 @@ class ConfigError(UserError):
     "A config field with a bad value; `field` names it, so the CLI can name the flag."
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message); self.field = field
+
+# %% ../nbs/00_core.ipynb #c007b
+class _Stderr(logging.StreamHandler):
+    "A handler that writes to the `sys.stderr` of the moment a message is sent (a notebook's, a test's capture), not of import."
+    @property
+    def stream(self):
+        import sys   # at interpreter exit the module's globals may be gone; `logging.shutdown` still flushes
+        return sys.stderr
+    @stream.setter
+    def stream(self, _): pass
+
+log = logging.getLogger('bilstm_kd')   # every progress message of the library; its result output is printed by the CLI
+if not log.handlers:
+    log.addHandler(_Stderr()); log.setLevel(logging.INFO); log.propagate = False
 
 # %% ../nbs/00_core.ipynb #c048
 def disk_full(e: BaseException) -> bool:
@@ -426,10 +440,10 @@ def __enter__(self: RunLock):
             f.close()
             raise UserError(f"{self.folder} is in use by another bilstm-kd run ({holder}); wait for it to finish, "
                             "or pass another --out") from None
-        if not self.quiet: print(f"waiting for {holder} to release {self.path}", file=sys.stderr, flush=True)
+        if not self.quiet: log.info(f"waiting for {holder} to release {self.path}")
         fcntl.flock(f, fcntl.LOCK_EX)
     f.seek(0); old = ''.join(c if c.isprintable() else '?' for c in f.read().strip())[:200]
-    if old and not self.quiet: print(f"taking over {self.path}: its last holder ({old}) ended without releasing it", file=sys.stderr)
+    if old and not self.quiet: log.info(f"taking over {self.path}: its last holder ({old}) ended without releasing it")
     f.seek(0); f.truncate()
     f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
     self._f = f
@@ -482,7 +496,7 @@ def choose_threads(threads: int | None = None,  # a fixed count, or None: the co
         threads = max(1, min(n, int(n - other + 0.5)))
         why = f"{n} usable cores, {other:.1f} busy with other processes"
     torch.set_num_threads(threads)
-    if not quiet: print(f"[threads] {what}: {threads} ({why})", file=sys.stderr, flush=True)
+    if not quiet: log.info(f"[threads] {what}: {threads} ({why})")
     return threads
 
 @contextmanager
@@ -517,10 +531,10 @@ def quantize_int8(model,                        # a torch module on the CPU
 _SAID: set = set()
 
 def announce(message: str, key: str | None = None):
-    "Print `message` to stderr the first time `key` (default: the message) is announced in this process."
+    "Log `message` the first time `key` (default: the message) is announced in this process."
     k = key or message
     if k in _SAID: return
-    _SAID.add(k); print(message, file=sys.stderr, flush=True)
+    _SAID.add(k); log.info(message)
 
 def hub_offline() -> bool:
     "True when HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) asks for no network."

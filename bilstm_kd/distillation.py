@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import (tensors_digest, checkpoint_path, torch_threads, cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
+from .core import (log, tensors_digest, checkpoint_path, torch_threads, cli_part, UserError, Config, positive, non_negative, prob, one_of, at_least, fingerprint,
                             atomic_path, make_config, add_config_args, config_from_args, choose_threads, check_arg, check_out,
                             set_aside)
 from .data import get_task, load_task, texts_of, compute_metrics, add_data_args, data_config, DataConfig, SELECTION, selection_split
@@ -246,11 +246,11 @@ def resume(state: TrainState, ckpt: Path | None, progress: bool = True) -> Train
     before = {k: v.clone() for k, v in state.model.state_dict().items()}
     try:
         state.load(ckpt)
-        if progress: print(f"resuming from {ckpt} after epoch {state.epoch}", file=sys.stderr)
+        if progress: log.info(f"resuming from {ckpt} after epoch {state.epoch}")
     except Exception as e:
         state.model.load_state_dict(before)   # the fresh start is the same as if there had been no checkpoint
         set_aside(ckpt)
-        print(f"{ckpt} is unreadable ({type(e).__name__}); set aside, training starts over", file=sys.stderr)
+        log.warning(f"{ckpt} is unreadable ({type(e).__name__}); set aside, training starts over")
         raise _Restart() from None
     return state
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import (CacheLayout, torch_threads, quantize_int8, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
+from .core import (log, CacheLayout, torch_threads, quantize_int8, UserError, Config, positive, non_negative, one_of, atomic_path, write_json, make_config, add_config_args,
                             config_from_args, choose_threads, ensure_dir, check_arg, CoreMeter)
 from .data import get_task, texts_of, clean_text, cache_dir, compute_metrics, as_inputs
 from .tokenization import MASK_TOKEN
@@ -215,7 +215,7 @@ class _ShardThreads:
         if self.meter is not None and self.per_shard:
             n = choose_threads(None, 'labelling', quiet=True, other=self.meter.others())
             if n != self.n and self.progress:
-                print(f"[threads] labelling: {self.n} -> {n} (the load of other processes changed)", file=sys.stderr, flush=True)
+                log.info(f"[threads] labelling: {self.n} -> {n} (the load of other processes changed)")
             self.n = n
         self.per_shard.append(self.n)
         return self.n

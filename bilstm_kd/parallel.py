@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .core import UserError, announce, choose_threads
+from .core import log, UserError, announce, choose_threads
 
 # %% auto #0
 __all__ = ['launched_processes', 'process_state', 'is_main', 'on_main', 'quiet_unless_main', 'process_threads',
@@ -79,7 +79,7 @@ def process_threads(threads: int | None, what: str, state, quiet: bool = False) 
     torch.set_num_threads(n)
     if not quiet and state.is_main_process:
         why = 'as asked' if threads else "the launcher's OMP_NUM_THREADS"
-        print(f"[threads] {what}: {n} per process x {state.num_processes} processes ({why})", file=sys.stderr, flush=True)
+        log.info(f"[threads] {what}: {n} per process x {state.num_processes} processes ({why})")
     return n
 
 # %% ../nbs/00a_parallel.ipynb #c059

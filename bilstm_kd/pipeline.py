@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .core import (RunLayout, size_on_disk, cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
+from .core import (log, RunLayout, size_on_disk, cli_part, UserError, Config, RunLock, atomic_path, write_json, read_json, fingerprint, file_fingerprint,
                             add_config_args, config_from_args, hub_offline, positive, set_aside, choose_threads, check_arg,
                             COMMON_CHECKS, replaceable)
 from .data import (main_score, TaskSpec, get_task, load_task, RunPaths, DataConfig, data_fingerprint, add_data_args, texts_of,
@@ -173,8 +173,8 @@ def stage_label(run: Run) -> dict:
         out['bound'] = labelling_bound(teacher, sample, threads=st['threads'])
         out['share_of_bound'] = round(out['computed_per_s'] / out['bound']['bound_rows_per_s'], 3)
     if run.progress and 'bound' in out:
-        print(f"[label] {out['computed_per_s']:.0f} rows/s on {st['threads']} thread(s): {out['share_of_bound']:.0%} of the fp32 "
-              f"GEMM bound measured now ({out['bound']['bound_rows_per_s']:.0f} rows/s at {out['bound']['gemm_gflops']:.0f} GFLOP/s)", flush=True)
+        log.info(f"[label] {out['computed_per_s']:.0f} rows/s on {st['threads']} thread(s): {out['share_of_bound']:.0%} of the fp32 "
+                 f"GEMM bound measured now ({out['bound']['bound_rows_per_s']:.0f} rows/s at {out['bound']['gemm_gflops']:.0f} GFLOP/s)")
     return out
 
 # %% ../nbs/07_pipeline.ipynb #c067b
@@ -274,7 +274,7 @@ class Ledger:
         if not isinstance(self.running, dict): self.running = {}
 
     def _say(self, msg):
-        if self.progress: print(msg, flush=True)
+        if self.progress: log.info(msg)
 
     def inputs(self, stage: Stage, run: Run, data_fp: str) -> dict:
         "Fingerprints of what the stage reads: the data (every split, or the ones it names) and earlier stages' outputs."
@@ -426,9 +426,9 @@ def _run_lock(folder: Path, state, quiet: bool):
 def _say_processes(state, progress: bool):
     if state is None or not progress: return
     shared = [s.name for s in STAGES if s.shared]
-    print(f"[run] {state.num_processes} processes: {' and '.join(shared)} use all of them; "
-          f"{', '.join(s.name for s in STAGES if not s.shared)} run on the main process alone "
-          f"(the others wait, and leave after {shared[-1]})", file=sys.stderr, flush=True)
+    log.info(f"[run] {state.num_processes} processes: {' and '.join(shared)} use all of them; "
+             f"{', '.join(s.name for s in STAGES if not s.shared)} run on the main process alone "
+             f"(the others wait, and leave after {shared[-1]})")
 
 # %% ../nbs/07_pipeline.ipynb #c065d
 RUN_MARKS = RunLayout.MARKS   # a folder holding one of these is a bilstm-kd run folder

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .core import cli_part, UserError, Config, positive, make_config, add_config_args, config_from_args, check_arg, torch_threads, thread_count
+from .core import log, cli_part, UserError, Config, positive, make_config, add_config_args, config_from_args, check_arg, torch_threads, thread_count
 from .data import get_task, load_task, texts_of, clean_text, compute_metrics, as_inputs
 from .tokenization import Vocab, tokenize, teacher_tokenizer, MAX_LENGTH
 from .teacher import Teacher, load_teacher
@@ -161,7 +161,7 @@ def speed_table(models: dict,                 # name -> Runner / Teacher / stude
     rows = []
     with torch_threads(num_threads):
         for r in runners:
-            if progress: print(f'timing {r.name} ...', flush=True)
+            if progress: log.info(f'timing {r.name} ...')
             row = measure_speed(r, texts, batch_sizes, latency_calls, max_batches, budget_s)
             dev = next(r.model.parameters()).device
             rows.append({'model': r.name, **param_counts(r.model), **row, 'note': r.note,

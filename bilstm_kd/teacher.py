@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from .core import (tensors_digest, work_folder, sweep_folder, cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
+from .core import (log, tensors_digest, work_folder, sweep_folder, cli_part, UserError, ConfigError, Config, positive, non_negative, prob, at_least, atomic_path,
                             write_json, read_json, fingerprint, make_config, add_config_args, config_from_args,
                             announce, check_manifest, check_out, write_manifest, set_aside)
 from .data import (TaskSpec, get_task, known_task, load_task, compute_metrics, add_data_args, data_config, data_fingerprint, DataConfig,
@@ -267,8 +267,7 @@ def last_good_checkpoint(work) -> str | None:
     for c in ckpts:
         if _checkpoint_ok(c): return str(c)
         set_aside(c)
-        print(f"[teacher] {c} is incomplete (a run was killed while writing it); set aside, resuming from the one before",
-              file=sys.stderr)
+        log.warning(f"[teacher] {c} is incomplete (a run was killed while writing it); set aside, resuming from the one before")
     return None
 
 # %% ../nbs/02_teacher.ipynb #c068

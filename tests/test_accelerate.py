@@ -135,7 +135,7 @@ def test_run_on_two_processes(tmp_path):
     r = launch('run', '--task', 'sst2', '--preset', 'smoke', '--out', tmp_path/'run', '--threads', 1, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     (res,) = json_lines(r.stdout)
-    assert 'teacher and label use all of them' in r.stderr and r.stdout.count('[label] running') == 1
+    assert 'teacher and label use all of them' in r.stderr and r.stderr.count('[label] running') == 1
     stages = json.loads((tmp_path/'run'/'stages.json').read_text())
     assert list(stages) == ['teacher', 'augment', 'label', 'distill', 'baseline', 'evaluate', 'report']
     assert stages['label']['result']['processes'] == 2
@@ -144,4 +144,4 @@ def test_run_on_two_processes(tmp_path):
     one = subprocess.run([*direct, 'run', '--task', 'sst2', '--preset', 'smoke', '--out', tmp_path/'run', '--threads', '1'],
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
-    assert one.stdout.count('] cached') == 7 and json_lines(one.stdout)[0]['stages'] == res['stages']
+    assert one.stderr.count('] cached') == 7 and json_lines(one.stdout)[0]['stages'] == res['stages']

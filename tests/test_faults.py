@@ -50,9 +50,9 @@ def pipeline(out, data, cache, *extra):
     return r.returncode, r.stdout, r.stderr
 
 
-def stage_states(stdout) -> dict:
-    "{stage: 'running' | 'cached'} from a run's `[stage] ...` lines."
-    return {s: 'running' if f'[{s}] running' in stdout else 'cached' if f'[{s}] cached' in stdout else '?' for s in STAGES}
+def stage_states(log: str) -> dict:
+    "{stage: 'running' | 'cached'} from a run's `[stage] ...` lines (on its stderr: the `bilstm_kd` logger's)."
+    return {s: 'running' if f'[{s}] running' in log else 'cached' if f'[{s}] cached' in log else '?' for s in STAGES}
 
 
 def recorded(out, stage) -> bool:
@@ -109,7 +109,7 @@ def ref(tmp_path_factory, glue):
     root = tmp_path_factory.mktemp('ref')
     code, out, err = pipeline(root/'run', glue, root/'cache')
     assert code == 0, err[-3000:]
-    assert stage_states(out) == dict.fromkeys(STAGES, 'running')
+    assert stage_states(err) == dict.fromkeys(STAGES, 'running')   # progress goes to stderr (the `bilstm_kd` logger)
     return root/'run'
 
 
@@ -480,7 +480,7 @@ def test_a_damaged_ledger_is_set_aside_and_the_run_resumes(tmp_path, ref, glue):
     (out/'.lock').write_bytes(os.urandom(64))                 # and a lock file of garbage
     code, stdout, err = pipeline(out, glue, tmp_path/'cache')
     assert code == 0, err[-3000:]
-    assert 'stages.json was unreadable; set aside' in stdout and list(out.glob('stages.json.broken-*'))
+    assert 'stages.json was unreadable; set aside' in err and list(out.glob('stages.json.broken-*'))
     same_finished_artefacts(out, ref)
 
 
@@ -518,7 +518,7 @@ def test_a_changed_data_file_reruns_exactly_the_stages_that_read_it(tmp_path, gl
     data, out, cache = tmp_path/'glue', tmp_path/'run', tmp_path/'cache'
     shutil.copytree(glue, data); shutil.copytree(ref, out)     # the same content: every stage is cached
     code, stdout, err = pipeline(out, data, cache)
-    assert code == 0 and stage_states(stdout) == dict.fromkeys(STAGES, 'cached'), err[-2000:]
+    assert code == 0 and stage_states(err) == dict.fromkeys(STAGES, 'cached'), err[-2000:]
     # dev.tsv edited, a run killed half-way through the teacher, dev.tsv edited again: the rerun must not resume the
     # killed run's work (other data); augmentation reads train only and stays cached
     edit_row(data/'SST-2'/'dev.tsv', 3)
@@ -526,11 +526,11 @@ def test_a_changed_data_file_reruns_exactly_the_stages_that_read_it(tmp_path, gl
     edit_row(data/'SST-2'/'dev.tsv', 5)
     code, stdout, err = pipeline(out, data, cache)
     assert code == 0, err[-3000:]
-    assert stage_states(stdout) == {**dict.fromkeys(STAGES, 'running'), 'augment': 'cached'}
+    assert stage_states(err) == {**dict.fromkeys(STAGES, 'running'), 'augment': 'cached'}
     # train.tsv edited: everything reads it
     edit_row(data/'SST-2'/'train.tsv', 2)
     code, stdout, err = pipeline(out, data, cache)
-    assert code == 0 and stage_states(stdout) == dict.fromkeys(STAGES, 'running'), err[-3000:]
+    assert code == 0 and stage_states(err) == dict.fromkeys(STAGES, 'running'), err[-3000:]
 
 
 def test_a_changed_teacher_setting_reruns_exactly_its_dependents_and_switching_back_resumes(tmp_path, glue, ref):
@@ -538,14 +538,14 @@ def test_a_changed_teacher_setting_reruns_exactly_its_dependents_and_switching_b
     shutil.copytree(ref, out)
     code, stdout, err = pipeline(out, glue, cache, '--teacher-max-steps', '12')
     assert code == 0, err[-3000:]
-    assert stage_states(stdout) == {'teacher': 'running', 'augment': 'cached', 'label': 'running', 'distill': 'running',
+    assert stage_states(err) == {'teacher': 'running', 'augment': 'cached', 'label': 'running', 'distill': 'running',
                                     'baseline': 'cached', 'evaluate': 'running', 'report': 'running'}
     # killed half-way under yet another setting, then rerun with the preset's: no mixing, the reference comes back
     kill_9_when(run_cmd(out, glue, '--teacher-max-steps', '14'), env(cache), tmp_path/'k.log',
                 lambda: any(out.glob('.teacher.work/checkpoint-*')))
     code, stdout, err = pipeline(out, glue, cache)
     assert code == 0, err[-3000:]
-    assert stage_states(stdout)['augment'] == 'cached' and stage_states(stdout)['baseline'] == 'cached'
+    assert stage_states(err)['augment'] == 'cached' and stage_states(err)['baseline'] == 'cached'
     same_finished_artefacts(out, ref)
 
 
@@ -704,7 +704,7 @@ def test_a_resumed_stage_keeps_its_thread_count(finished, glue, cache, monkeypat
     (finished/'stages.json').write_text(json.dumps(recs))
     (finished/'.running.json').write_text(json.dumps({'distill': {'key': key, 'threads': 2}}))
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    with contextlib.redirect_stderr(buf):
         run_pipeline('sst2', get_preset('smoke'), finished, glue, cache=cache, targets=('distill',))
     assert '[distill] resuming on the 2 thread(s) it started with' in buf.getvalue()
     assert json.loads((finished/'stages.json').read_text())['distill']['threads'] == 2
@@ -712,7 +712,7 @@ def test_a_resumed_stage_keeps_its_thread_count(finished, glue, cache, monkeypat
     (finished/'stages.json').write_text(json.dumps(recs))
     (finished/'.running.json').write_text(json.dumps({'distill': {'key': key, 'threads': 2}}))
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):   # a count asked for that differs: the attempt starts again, never mixes
+    with contextlib.redirect_stderr(buf):   # a count asked for that differs: the attempt starts again, never mixes
         run_pipeline('sst2', get_preset('smoke'), finished, glue, threads=1, cache=cache, targets=('distill',))
     assert 'ran on 2 thread(s): starting it again on the 1 asked for' in buf.getvalue()
     assert json.loads((finished/'stages.json').read_text())['distill']['threads'] == 1

@@ -29,7 +29,7 @@ def test_smoke_run_killed_then_resumed(tmp_path, glue_dir):
     assert not (out/'report.json').exists()
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert '[teacher] cached' in r.stdout and '[augment] cached' in r.stdout
+    assert '[teacher] cached' in r.stderr and '[augment] cached' in r.stderr
     rep = json.loads((out/'report.json').read_text())
     assert {'task', 'preset', 'teacher', 'student', 'baseline', 'speed', 'stages', 'versions'} <= set(rep)
     assert rep['task'] == 'sst2' and rep['preset'] == 'smoke'
@@ -44,7 +44,7 @@ def test_smoke_run_killed_then_resumed(tmp_path, glue_dir):
     assert not list(out.glob('.*.tmp')) and not list(out.glob('*.ckpt'))
     # a third run has nothing to do
     r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.count('cached') == 7
+    assert r.returncode == 0 and r.stderr.count('] cached') == 7 and '] cached' not in r.stdout   # stdout: the JSON alone
 
 
 @pytest.mark.parametrize('args,msg', [
