@@ -13,6 +13,15 @@ def modules():
     return {p.stem: ast.parse(p.read_text()) for p in sorted(PKG.glob('*.py')) if p.stem not in ('__init__', '_modidx')}
 
 
+def test_exported_cells_are_short():
+    "One idea per cell: at most 5 exported cells over 40 lines in all the notebooks (the checks' machinery of 09 holds them)."
+    import json
+    long = [f"{nb.name} {c['id']}: {len(c['source'])} lines" for nb in sorted((PKG.parent/'nbs').glob('*.ipynb'))
+            for c in json.loads(nb.read_text())['cells']
+            if c['cell_type'] == 'code' and ''.join(c['source']).startswith('#| export') and len(c['source']) > 40]
+    assert len(long) <= 5, 'exported cells over 40 lines:\n' + '\n'.join(long)
+
+
 def test_every_module_has_a_place_in_the_stack():
     assert sorted(modules()) == sorted(STACK)
 
