@@ -116,18 +116,21 @@ def _metrics_block(d):
     return next(iter(splits.values())) if splits else {k: v for k, v in d.items() if isinstance(v, (int, float))}
 
 def _fmt(v) -> str:
-    if v is None: return '–'
+    "One cell of a report table: '–' for nothing, thousands separators for counts, 4 significant digits, text escaped."
+    if v is None or (isinstance(v, float) and v != v): return '–'
     if isinstance(v, bool): return str(v)
     if isinstance(v, int): return f'{v:,}'
     if isinstance(v, float): return f'{v:,.4g}'
     return html.escape(str(v))
 
 def _html_table(rows: list[dict], fmt=_fmt):
+    "`rows` (dicts, keys in first-seen order) as an HTML table laid out by pandas, each cell written by `fmt`."
     if not rows: return '<p>(none)</p>'
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    head = ''.join(f'<th>{html.escape(str(k))}</th>' for k in keys)
-    body = ''.join('<tr>' + ''.join(f'<td>{fmt(r.get(k))}</td>' for k in keys) + '</tr>' for r in rows)
-    return f'<div style="overflow-x:auto"><table><tr>{head}</tr>{body}</table></div>'
+    import pandas as pd
+    df = pd.DataFrame([{k: float('nan') if v is None else v for k, v in r.items()} for r in rows], dtype=object)   # nothing: na_rep
+    df = df.rename(columns=lambda k: html.escape(str(k)))
+    table = df.to_html(index=False, escape=False, border=0, na_rep=fmt(None), formatters=dict.fromkeys(df.columns, fmt))
+    return f'<div style="overflow-x:auto">{table}</div>'
 
 # %% ../nbs/06b_report.ipynb #c027a
 def report_figures(report: dict) -> list:
