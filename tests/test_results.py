@@ -178,7 +178,7 @@ def test_every_figure_in_prose_has_a_source():
 
 def test_a_typed_figure_is_caught():
     nums, text = sources()
-    docs = [('made-up', 'The student reached 0.8911, a gain of +4.37 points, 2.9× faster, in 41 min at 512 rows/s.')]
+    docs = [('made-up', 'The student reached 0.8911, a gain of +4.37 points, 17.37× faster, in 47.3 min at 512 rows/s.')]
     assert len(unbacked(docs, nums, text)) == 5
     ok = [('quoted', f"The paper's 434× and 1060.48 s; our teacher's {json.loads(run_reports()[0].read_text())['teacher']['metrics']['validation']['accuracy']:.4f}.")]
     assert unbacked(ok, nums, text) == []
