@@ -396,7 +396,8 @@ class Draw:
         "[T] bool: the token is in the sample: inside its n-gram window and not dropped by a rule (a sample keeps at least one word)."
         s, c = self.corpus.sent, self.corpus
         window = (c.pos >= self.start[s]) & (c.pos < self.end[s])
-        keep = window & (self.ids != DELETED)
+        if not (dropped := self.ids == DELETED).any(): return window   # no rule deleted a word: the n-gram window alone
+        keep = window & ~dropped
         emptied = (np.bincount(s[keep], minlength=len(c)) == 0) & (self.end > self.start)   # every word of the window dropped
         return keep | (window & emptied[s])
 

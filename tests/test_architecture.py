@@ -67,7 +67,7 @@ def test_the_student_stands_without_the_teacher_side():
 
 def _patched(node) -> bool:
     "Is `node` a method added to a class by fastcore's `@patch` (a `Class.name`, not a name of the module)?"
-    return any((d.func if isinstance(d, ast.Call) else d).__dict__.get('id') == 'patch' for d in getattr(node, 'decorator_list', ()))
+    return any(getattr(d.func if isinstance(d, ast.Call) else d, 'id', None) == 'patch' for d in getattr(node, 'decorator_list', ()))
 
 
 def test_no_public_name_is_defined_twice():
