@@ -95,3 +95,29 @@ def test_every_discussion_question_has_an_answer():
     assert len(questions) >= 8
     answers = re.findall(r'(?m)^\*\*(\d+)\. ', sol.split('## Discussion questions: answers', 1)[1])
     assert answers == questions
+
+
+# the chapters that implement a rule of the paper, and a name each rule's exported cell defines
+PAPER_RULES = {'03_augmentation.ipynb': {'§3.3': ['def mask_words', 'def pos_replace', 'class WordRule', 'def ngram_windows']},
+               '04_student.ipynb': {'§3.1': ['class StudentBase']},
+               '05_distillation.ipynb': {'§3.2': ['def mse_logits']}}
+
+
+@pytest.mark.parametrize('nb', sorted(PAPER_RULES))
+def test_the_paper_is_quoted_above_the_code_that_implements_it(nb):
+    "Issue 23: between a rule's exported cell and the exported cell before it, the paper's words (a `>` block); the chapter names the section."
+    cs = json.loads((NBS/nb).read_text())['cells']
+    for section, defs in PAPER_RULES[nb].items():
+        for d in defs:
+            i = next((i for i, c in enumerate(cs) if c['cell_type'] == 'code' and '#| export' in ''.join(c['source'])
+                      and re.search(rf'^{re.escape(d)}\b', ''.join(c['source']), re.M)), None)
+            assert i is not None, f'{nb}: no exported cell defines {d!r}'
+            above = []
+            for c in reversed(cs[:i]):
+                s = ''.join(c['source'])
+                if c['cell_type'] == 'code' and '#| export' in s: break
+                if c['cell_type'] == 'markdown': above.append(s)
+            assert any(re.search(r'^>\s*\S', s, re.M) for s in above), \
+                f'{nb}: no quote of the paper (a `>` block) above the cell that defines {d!r}'
+        assert section in ''.join(''.join(c['source']) for c in cs if c['cell_type'] == 'markdown'), \
+            f'{nb}: the paper section {section} is never named'
