@@ -6,7 +6,7 @@ Docs: https://bilstm-kd.github.io/bilstm_kd/ablation.html.md"""
 
 # %% ../nbs/07b_ablation.ipynb #c004
 from __future__ import annotations
-import dataclasses, json, re, sys
+import dataclasses, json, re, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,9 +14,11 @@ from .core import log, cli_part, UserError, RunLock, RunLayout, write_json, read
 from .data import get_task, main_score, SELECTION
 from .pipeline import Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict
 from .distillation import LOSSES, DistillConfig
+from .report import machine_info, source_commit, package_versions
 
 # %% auto #0
-__all__ = ['MODELS', 'GRID', 'GROUPS', 'Setting', 'select', 'run_row', 'ablate', 'ablation_table', 'plot_ablation', 'write_html']
+__all__ = ['MODELS', 'GRID', 'GROUPS', 'Setting', 'select', 'run_row', 'ablate', 'ablation_table', 'ablation_markdown',
+           'plot_ablation', 'write_html']
 
 # %% ../nbs/07b_ablation.ipynb #c007
 MODELS = {'student': 'distill', 'baseline': 'baseline'}   # what a row scores -> the stage that trains it
@@ -109,7 +111,8 @@ def ablate(task,                     # GLUE task
     todo = select(grid, groups)
     with RunLock(out, quiet=not progress):
         res = dict(task=spec.name, preset=p.name, metric=f'{SELECTION}/{spec.main_metric}',   # choices read it, never dev
-                   settings=preset_dict(p), rows=[])
+                   date=time.strftime('%Y-%m-%d'), commit=source_commit(), machine=machine_info(), versions=package_versions(),
+                   threads=threads, settings=preset_dict(p), rows=[])
         for i, s in enumerate(todo):
             if progress: log.info(f'[ablate] {i + 1}/{len(todo)} {s.group}: {s.name}')
             res['rows'].append(run_row(s, spec, p, out, data_dir, threads, progress, cache))
@@ -133,6 +136,15 @@ def ablation_table(res: dict) -> str:
         d = '' if kd is None else f"{100 * (r['metric'] - kd):+.1f}"
         out.append(f"| {r['group']} | {r['name']} | {r['metric']:.4f} | {d} | {r['student_seconds']:.0f} | {r['rows'] or ''} |")
     return '\n'.join(out)
+
+def ablation_markdown(res: dict) -> str:
+    "The table and one line saying where, when and at which commit the grid ran, and what its scores read."
+    m, t = res.get('machine') or {}, _refs(res)['teacher']
+    where = [f"`bilstm-kd ablate --task {res['task']} --preset {res['preset']}` on {res.get('date') or 'an unrecorded date'}",
+             f"commit `{res.get('commit') or 'unknown'}`", f"{m.get('cpu') or 'a CPU'} ({m.get('cpu_count')} cores)",
+             f"{res.get('threads') or 'machine-chosen'} thread(s)"]
+    return (ablation_table(res) + '\n\n' + ', '.join(where) + f". Every score is {res['metric']}: the split carved from train that "
+            "choices read, never dev" + ('' if t is None else f"; the teacher scores {t:.4f} on it") + '.')
 
 def plot_ablation(res: dict, title: str | None = None):
     "A dot per row on one score axis, grouped by ingredient, with the teacher, KD and no-KD references as lines."
