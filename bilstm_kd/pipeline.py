@@ -118,8 +118,9 @@ class Stage:
 
     def settings(self, p: 'Preset') -> dict:
         "The settings that shape this stage: its sections' fields (threads and ignored fields left out)."
-        out = {s: {k: v for k, v in getattr(p, s).key_dict().items() if k not in ('threads', *self.ignore)} for s in self.sections}
-        if self.vectors: out['vectors'] = vectors_id(p.distill.vectors) if p.student.embed_mode != 'rand' else None
+        skip = ('threads', *self.ignore, *(('vectors',) if self.vectors else ()))   # the vectors by content, not by name:
+        out = {s: {k: v for k, v in getattr(p, s).key_dict().items() if k not in skip} for s in self.sections}
+        if self.vectors: out['vectors'] = vectors_id(p.distill.vectors) if p.student.embed_mode != 'rand' else None   # 'auto' and the file it picks share a key
         return out
 
 @dataclass

@@ -127,3 +127,17 @@ def test_a_new_setting_at_its_default_keeps_old_runs_cached(tmp_path, glue_dir):
     old, new, on = p.augment, Newer(**p.augment.to_dict()), Newer(**p.augment.to_dict(), p_swap=0.1)
     assert key(new, 'augment') == key(old, 'augment')   # the old run's transfer set is still found
     assert key(on, 'augment') != key(old, 'augment') and key(on, 'teacher') == key(old, 'teacher')
+
+
+def test_word_vectors_are_keyed_by_content_not_by_name():
+    "`--vectors auto` and the file it resolves to train one student (an ablation's 'GloVe 50-d' row offline reuses the preset's); other vectors another."
+    import dataclasses
+    from bilstm_kd.pipeline import STAGES, get_preset
+    from bilstm_kd.tokenization import resolve_vectors
+    p = get_preset('cpu')
+    with_vectors = lambda p, v, **student: dataclasses.replace(p, distill=p.distill.replace(vectors=v), student=p.student.replace(**student))
+    for stage in (s for s in STAGES if s.name in ('distill', 'baseline')):
+        same = stage.settings(p) == stage.settings(with_vectors(p, 'glove-50d'))
+        assert same == (resolve_vectors('auto')[0] == 'kumo'), stage.name   # offline 'auto' is the packaged GloVe 50-d
+        assert stage.settings(p) != stage.settings(with_vectors(p, 'minilm-384d')), stage.name
+        assert stage.settings(with_vectors(p, 'auto', embed_mode='rand')) == stage.settings(with_vectors(p, 'minilm-384d', embed_mode='rand'))
