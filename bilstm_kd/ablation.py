@@ -70,6 +70,11 @@ GRID = (
     Setting('embedding', 'non-static', {'student': {'embed_mode': 'non-static'}}),
     Setting('input', 'mask: its own row', {'student': {'mask': 'own'}}),
     Setting('training', 'weight average (EMA 0.999)', {'distill': {'ema': 0.999}}),
+    # the recipe each reference model trains with: the weight average, and the no-KD twin's longer run (its gold set is smaller)
+    Setting('training', 'KD: no weight average', {'distill': {'ema': None}}),
+    Setting('training', 'no KD: no weight average', {'distill': {'ema': None}}, model='baseline'),
+    Setting('training', 'no KD: 5 epochs', {'distill': {'baseline_epochs': 5}}, model='baseline'),
+    Setting('training', 'no KD: 5 epochs, no weight average', {'distill': {'ema': None, 'baseline_epochs': 5}}, model='baseline'),
 )
 GROUPS = tuple(dict.fromkeys(s.group for s in GRID))
 

