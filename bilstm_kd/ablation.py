@@ -69,6 +69,8 @@ GRID = (
     Setting('embedding', 'static', {'student': {'embed_mode': 'static'}}),
     Setting('embedding', 'non-static', {'student': {'embed_mode': 'non-static'}}),
     Setting('input', 'mask: its own row', {'student': {'mask': 'own'}}),
+    Setting('size', 'LSTM 300 per direction', {'student': {'hidden': 300}}),
+    Setting('size', 'dropout 0.3', {'student': {'dropout': 0.3}}),
     Setting('training', 'weight average (EMA 0.999)', {'distill': {'ema': 0.999}}),
     # the recipe each reference model trains with: the weight average, and the no-KD twin's longer run (its gold set is smaller)
     Setting('training', 'KD: no weight average', {'distill': {'ema': None}}),

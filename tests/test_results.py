@@ -6,8 +6,8 @@ from bilstm_kd.report import report_markdown
 
 
 def run_reports() -> list:
-    "The results files that are single runs the README quotes (course packs and chapter times have their own tests below)."
-    return [f for f in sorted((ROOT/'results').glob('*.json')) if not f.name.startswith(('course-pack-', 'chapter-times-'))]
+    "The results files that are single runs the README quotes (course packs, chapter times and ablations have their own tests below)."
+    return [f for f in sorted((ROOT/'results').glob('*.json')) if not f.name.startswith(('course-pack-', 'chapter-times-', 'ablation-'))]
 
 
 def test_readme_quotes_each_results_file_as_rendered():
@@ -24,6 +24,19 @@ def test_a_changed_figure_is_caught(tmp_path):
     rep = json.loads(run_reports()[0].read_text())
     rep['student']['metrics'] = {k: {m: x + 0.01 if m != 'n' else x for m, x in v.items()} for k, v in rep['student']['metrics'].items()}
     assert report_markdown(rep) not in (ROOT/'README.md').read_text()
+
+
+def test_readme_quotes_each_ablation_as_rendered():
+    "An ablation's results file (`ablation-*.json`, an `ablation.json` copied verbatim) is quoted as `ablation_markdown` renders it."
+    from bilstm_kd.ablation import ablation_markdown
+    files, readme = sorted((ROOT/'results').glob('ablation-*.json')), (ROOT/'README.md').read_text()
+    for f in files:
+        res = json.loads(f.read_text())
+        assert {'date', 'commit', 'machine', 'task', 'preset', 'metric', 'rows'} <= set(res), f'{f.name} lacks when, where or at which commit it ran'
+        assert res['metric'].startswith('selection/'), f'{f.name}: an ablation chooses, so it reads the selection split'
+        assert ablation_markdown(res) in readme, f"README.md does not quote {f.name} as ablation_markdown renders it"
+        edited = dict(res, rows=[dict(r, metric=r['metric'] + 0.01) if 'metric' in r else r for r in res['rows']])
+        assert ablation_markdown(edited) not in readme   # a changed score is caught
 
 
 def test_readme_quotes_each_group_of_seeds_as_rendered():
@@ -126,6 +139,7 @@ def sources() -> tuple[set, str]:
     from collections import defaultdict
     from bilstm_kd.report import paper_tables, report_markdown, seeds_markdown, speed_markdown
     from bilstm_kd.course import builds_markdown
+    from bilstm_kd.ablation import ablation_markdown
     sys.path.insert(0, str(ROOT/'tools'))
     from time_chapters import markdown as times_markdown
     paper = paper_tables()
@@ -136,6 +150,7 @@ def sources() -> tuple[set, str]:
         rep = json.loads(f.read_text())
         nums |= set(_numbers(rep))
         if f.name.startswith('chapter-times-'): text.append(times_markdown(rep)); continue
+        if f.name.startswith('ablation-'): text.append(ablation_markdown(rep)); continue
         groups[re.sub(r'-seed\d+$', '', f.stem)].append(rep)
         if not f.name.startswith('course-pack-'): text.append(report_markdown(rep))
         if rep.get('speed'): text.append(speed_markdown(rep))
