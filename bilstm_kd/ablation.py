@@ -119,7 +119,7 @@ def ablate(task,                     # GLUE task
     with RunLock(out, quiet=not progress):
         res = dict(task=spec.name, preset=p.name, metric=f'{SELECTION}/{spec.main_metric}',   # choices read it, never dev
                    date=time.strftime('%Y-%m-%d'), commit=source_commit(), machine=machine_info(), versions=package_versions(),
-                   threads=threads, settings=preset_dict(p), rows=[])
+                   threads=threads, groups=list(dict.fromkeys(s.group for s in todo)), settings=preset_dict(p), rows=[])
         for i, s in enumerate(todo):
             if progress: log.info(f'[ablate] {i + 1}/{len(todo)} {s.group}: {s.name}')
             res['rows'].append(run_row(s, spec, p, out, data_dir, threads, progress, cache))
@@ -147,7 +147,9 @@ def ablation_table(res: dict) -> str:
 def ablation_markdown(res: dict) -> str:
     "The table and one line saying where, when and at which commit the grid ran, and what its scores read."
     m, t = res.get('machine') or {}, _refs(res)['teacher']
-    where = [f"`bilstm-kd ablate --task {res['task']} --preset {res['preset']}` on {res.get('date') or 'an unrecorded date'}",
+    asked = [g for g in res.get('groups') or GROUPS if g != 'reference']   # the reference rows always run
+    some = f" --groups {','.join(asked)}" if set(asked) != set(GROUPS) - {'reference'} else ''
+    where = [f"`bilstm-kd ablate --task {res['task']} --preset {res['preset']}{some}` on {res.get('date') or 'an unrecorded date'}",
              f"commit `{res.get('commit') or 'unknown'}`", f"{m.get('cpu') or 'a CPU'} ({m.get('cpu_count')} cores)",
              f"{res.get('threads') or 'machine-chosen'} thread(s)"]
     return (ablation_table(res) + '\n\n' + ', '.join(where) + f". Every score is {res['metric']}: the split carved from train that "
