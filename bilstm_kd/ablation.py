@@ -151,7 +151,8 @@ def ablation_markdown(res: dict) -> str:
     some = f" --groups {','.join(asked)}" if set(asked) != set(GROUPS) - {'reference'} else ''
     where = [f"`bilstm-kd ablate --task {res['task']} --preset {res['preset']}{some}` on {res.get('date') or 'an unrecorded date'}",
              f"commit `{res.get('commit') or 'unknown'}`", f"{m.get('cpu') or 'a CPU'} ({m.get('cpu_count')} cores)",
-             f"{res.get('threads') or 'machine-chosen'} thread(s)"]
+             f"{res.get('threads') or 'machine-chosen'} thread(s)",
+             f"teacher labels in {((res.get('settings') or {}).get('label') or {}).get('precision') or 'the preset precision'}"]
     return (ablation_table(res) + '\n\n' + ', '.join(where) + f". Every score is {res['metric']}: the split carved from train that "
             "choices read, never dev" + ('' if t is None else f"; the teacher scores {t:.4f} on it") + '.')
 
