@@ -30,6 +30,7 @@ def test_readme_quotes_each_ablation_as_rendered():
     "An ablation's results file (`ablation-*.json`, an `ablation.json` copied verbatim) is quoted as `ablation_markdown` renders it."
     from bilstm_kd.ablation import ablation_markdown
     files, readme = sorted((ROOT/'results').glob('ablation-*.json')), (ROOT/'README.md').read_text()
+    assert files, 'no ablation results file'
     for f in files:
         res = json.loads(f.read_text())
         assert {'date', 'commit', 'machine', 'task', 'preset', 'metric', 'rows'} <= set(res), f'{f.name} lacks when, where or at which commit it ran'
