@@ -80,6 +80,7 @@ GRID = (
 )
 GROUPS = tuple(dict.fromkeys(s.group for s in GRID))
 
+# %% ../nbs/07b_ablation.ipynb #c009b
 def select(grid=GRID, groups=None) -> list:  # groups: names (or a comma-separated string); None: all
     "The rows of `grid` in `groups` (the reference rows always included); names checked unique."
     if isinstance(groups, str): groups = [g.strip() for g in groups.split(',') if g.strip()]
@@ -156,6 +157,7 @@ def ablation_markdown(res: dict) -> str:
     return (ablation_table(res) + '\n\n' + ', '.join(where) + f". Every score is {res['metric']}: the split carved from train that "
             "choices read, never dev" + ('' if t is None else f"; the teacher scores {t:.4f} on it") + '.')
 
+# %% ../nbs/07b_ablation.ipynb #c016b
 def plot_ablation(res: dict, title: str | None = None):
     "A dot per row on one score axis, grouped by ingredient, with the teacher, KD and no-KD references as lines."
     import plotly.graph_objects as go
