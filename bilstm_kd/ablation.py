@@ -14,7 +14,7 @@ from .core import log, cli_part, UserError, RunLock, RunLayout, write_json, read
 from .data import get_task, main_score, SELECTION
 from .pipeline import Preset, SECTIONS, get_preset, run_pipeline, preset_from_args, add_run_args, preset_dict
 from .distillation import LOSSES, DistillConfig
-from .report import machine_info, source_commit, package_versions
+from .report import machine_info, source_commit, package_versions, where_it_ran
 
 # %% auto #0
 __all__ = ['MODELS', 'GRID', 'GROUPS', 'Setting', 'select', 'run_row', 'ablate', 'ablation_table', 'ablation_markdown',
@@ -147,11 +147,11 @@ def ablation_table(res: dict) -> str:
 
 def ablation_markdown(res: dict) -> str:
     "The table and one line saying where, when and at which commit the grid ran, and what its scores read."
-    m, t = res.get('machine') or {}, _refs(res)['teacher']
+    t = _refs(res)['teacher']
     asked = [g for g in res.get('groups') or GROUPS if g != 'reference']   # the reference rows always run
     some = f" --groups {','.join(asked)}" if set(asked) != set(GROUPS) - {'reference'} else ''
     where = [f"`bilstm-kd ablate --task {res['task']} --preset {res['preset']}{some}` on {res.get('date') or 'an unrecorded date'}",
-             f"commit `{res.get('commit') or 'unknown'}`", f"{m.get('cpu') or 'a CPU'} ({m.get('cpu_count')} cores)",
+             *where_it_ran(res),
              f"{res.get('threads') or 'machine-chosen'} thread(s)",
              f"teacher labels in {((res.get('settings') or {}).get('label') or {}).get('precision') or 'the preset precision'}"]
     return (ablation_table(res) + '\n\n' + ', '.join(where) + f". Every score is {res['metric']}: the split carved from train that "

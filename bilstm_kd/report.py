@@ -17,8 +17,8 @@ from .speed import plot_speed
 
 # %% auto #0
 __all__ = ['PAPER', 'PAPER_TABLE1', 'PAPER_TABLE2', 'MODEL_NAMES', 'paper_ratios', 'paper_tables', 'table1', 'table2',
-           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'report_markdown', 'seeds_markdown',
-           'speed_markdown', 'package_versions', 'machine_info', 'source_commit']
+           'paper_points', 'plot_tradeoff', 'report_figures', 'report_html', 'where_it_ran', 'report_markdown',
+           'seeds_markdown', 'speed_markdown', 'package_versions', 'machine_info', 'source_commit']
 
 # %% ../nbs/06b_report.ipynb #c007
 PAPER = 'Tang et al. 2019 (arXiv 1903.12136)'
@@ -200,6 +200,11 @@ _HEADLINE_ROWS = (('teacher', 'teacher'), ('BiLSTM student, distilled (MSE on lo
                   ('the same student, dynamic int8', 'student_int8'), ('the same student in ONNX Runtime, int8', 'student_onnx_int8'),
                   ('BiLSTM, no distillation', 'baseline'))
 
+def where_it_ran(rec: dict) -> list[str]:
+    "The commit and the machine a results file records, as its rendering quotes them (runs' reports, ablations)."
+    mach = rec.get('machine') or {}
+    return [f"commit `{rec.get('commit') or 'unknown'}`", f"{mach.get('cpu') or 'a CPU'} ({mach.get('cpu_count')} cores)"]
+
 def report_markdown(report: dict) -> str:  # a run's `report.json`, as `build_report` wrote it
     "The run's headline as Markdown: dev scores and sizes, the ratio and the gain, where choices were made, when and where it ran."
     spec = get_task(report['task'])
@@ -207,12 +212,11 @@ def report_markdown(report: dict) -> str:  # a run's `report.json`, as `build_re
     for name, key in _HEADLINE_ROWS:
         m, params = _metrics_block(report.get(key)).get(spec.main_metric), (report.get(key) or {}).get('params')
         if m is not None: out.append(f"| {name} | {m:.4f} | {f'{params / 1e6:.2f} M' if params else ''} |")
-    h, sel, lab, mach = (report.get(k) or {} for k in ('headline', 'selection', 'labelling', 'machine'))
+    h, sel, lab = (report.get(k) or {} for k in ('headline', 'selection', 'labelling'))
     if h: out += ['', f"Student / teacher **{h['student_over_teacher']:.3f}**; gain from distillation **{h['kd_gain_points']:+.2f} points**."]
     if sel: out.append(f"Every choice read the {sel['split']} split ({sel['note'].removeprefix(sel['split'] + ': ')}); "
                        f"{spec.eval_splits[0]} was scored once, at the end.")
-    ran = [f"`bilstm-kd run --task {spec.name} --preset {report.get('preset')}` on {report.get('date')}",
-           f"commit `{report.get('commit') or 'unknown'}`", f"{mach.get('cpu') or 'a CPU'} ({mach.get('cpu_count')} cores)",
+    ran = [f"`bilstm-kd run --task {spec.name} --preset {report.get('preset')}` on {report.get('date')}", *where_it_ran(report),
            f"stages {report.get('total_seconds', 0) / 60:.0f} min"]
     if lab.get('share_of_bound') is not None:
         ran.append(f"labelling {lab['computed_per_s']:.0f} rows/s in {lab.get('precision')} on {lab.get('threads')} thread(s), "
